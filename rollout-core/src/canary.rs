@@ -54,11 +54,11 @@ use crate::replicas::{
     self, AtDesiredCheck, CanaryReplicaInput, CanaryScale, ProgressThreshold, ReplicaSetCounts,
     StepView,
 };
+use crate::spec::Rollout;
 use crate::spec::{
     BackgroundAnalysis, CanaryStep, CanaryStrategy, ExperimentStep, ProgressThresholdType,
     RolloutAnalysis, SetHeaderRoute, SetMirrorRoute,
 };
-use crate::spec::Rollout;
 use crate::status::{
     AnalysisPhase, ConditionStatus, ConditionType, PauseCondition, PauseReason,
     RolloutAnalysisRunStatus, RolloutCondition, RolloutStatus, TrafficWeights, WeightDestination,
@@ -436,7 +436,12 @@ impl<'r, 'a, 'o> Pass<'r, 'a, 'o> {
 
     fn invalid_spec(&mut self, message: &str) {
         let msg = format!("The Rollout \"{}\" is invalid: {message}", self.name());
-        self.set_condition(ConditionType::InvalidSpec, ConditionStatus::True, "InvalidSpec", &msg);
+        self.set_condition(
+            ConditionType::InvalidSpec,
+            ConditionStatus::True,
+            "InvalidSpec",
+            &msg,
+        );
         self.update_phase(None);
     }
 
@@ -454,7 +459,9 @@ impl<'r, 'a, 'o> Pass<'r, 'a, 'o> {
                 }
             };
         if self.st.condition(ConditionType::InvalidSpec).is_some() {
-            self.s().conditions.retain(|c| c.type_ != ConditionType::InvalidSpec);
+            self.s()
+                .conditions
+                .retain(|c| c.type_ != ConditionType::InvalidSpec);
         }
         let ctx = Ctx {
             cs,
@@ -471,6 +478,7 @@ impl<'r, 'a, 'o> Pass<'r, 'a, 'o> {
         self.sync_revision(&ctx);
         self.sync_promote_full(&ctx);
         self.sync_analysis_observations();
+        self.drop_stale_step_records(&ctx);
         self.sync_abort_sources(&ctx);
         self.start_abort_if_needed(&ctx);
         self.sync_retry();
@@ -647,6 +655,53 @@ impl<'r, 'a, 'o> Pass<'r, 'a, 'o> {
         }
     }
 
+    /// Whether `name` is a run or experiment this machine created for step `index` of
+    /// the current pod template (`<rollout>-<hash>-<index>-<suffix>`).
+    fn named_for_step(&self, name: &str, index: i32) -> bool {
+        let rest = name
+            .strip_prefix(self.name())
+            .and_then(|r| r.strip_prefix('-'))
+            .and_then(|r| r.strip_prefix(self.current_hash()))
+            .and_then(|r| r.strip_prefix('-'));
+        let Some(rest) = rest else { return false };
+        let digits = rest.split('-').next().unwrap_or("");
+        digits.parse::<i32>().ok() == Some(index)
+    }
+
+    /// A step run or experiment that belongs to a step the rollout has left (promoted
+    /// past it, or the steps were reset) is terminated and forgotten.
+    fn drop_stale_step_records(&mut self, ctx: &Ctx<'_>) {
+        let current = self.current_step(ctx);
+        if let Some(rec) = &self.st.canary.current_step_analysis_run_status {
+            let live = matches!(current, Some((i, CanaryStep::Analysis(_))) if self.named_for_step(&rec.name, i));
+            if !live {
+                if !rec.status.is_completed() {
+                    self.actions.push(Action::TerminateAnalysisRun {
+                        name: rec.name.clone(),
+                    });
+                }
+                self.s().canary.current_step_analysis_run_status = None;
+            }
+        }
+        let exp = self.st.canary.current_experiment.as_str();
+        if !exp.is_empty() {
+            let live = matches!(current, Some((i, CanaryStep::Experiment(_))) if self.named_for_step(exp, i));
+            if !live {
+                let done = self
+                    .observed
+                    .experiments
+                    .iter()
+                    .any(|e| e.name == exp && e.phase.is_completed());
+                if !done {
+                    self.actions.push(Action::TerminateExperiment {
+                        name: exp.to_string(),
+                    });
+                }
+                self.s().canary.current_experiment.clear();
+            }
+        }
+    }
+
     fn current_step<'c>(&self, ctx: &Ctx<'c>) -> Option<(i32, &'c CanaryStep)> {
         let i = self.st.current_step_index?;
         let step = ctx.steps.get(usize::try_from(i).ok()?)?;
@@ -665,8 +720,14 @@ impl<'r, 'a, 'o> Pass<'r, 'a, 'o> {
         let mut abort_msg: Option<String> = None;
         let mut inconclusive: Option<PauseReason> = None;
         for (label, rec) in [
-            ("Step-based", &self.st.canary.current_step_analysis_run_status),
-            ("Background", &self.st.canary.current_background_analysis_run_status),
+            (
+                "Step-based",
+                &self.st.canary.current_step_analysis_run_status,
+            ),
+            (
+                "Background",
+                &self.st.canary.current_background_analysis_run_status,
+            ),
         ] {
             let Some(rec) = rec else { continue };
             match rec.status {
@@ -694,9 +755,7 @@ impl<'r, 'a, 'o> Pass<'r, 'a, 'o> {
                     let name = self.st.canary.current_experiment.as_str();
                     if let Some(e) = self.observed.experiments.iter().find(|e| e.name == name) {
                         match e.phase {
-                            AnalysisPhase::Failed | AnalysisPhase::Error
-                                if abort_msg.is_none() =>
-                            {
+                            AnalysisPhase::Failed | AnalysisPhase::Error if abort_msg.is_none() => {
                                 abort_msg = Some(format!(
                                     "Experiment '{}' phase {}: {}",
                                     e.name,
@@ -712,7 +771,11 @@ impl<'r, 'a, 'o> Pass<'r, 'a, 'o> {
                     }
                 }
                 CanaryStep::Plugin(p) => {
-                    if let Some(ps) = self.observed.step_plugins.iter().find(|p| p.step_index == i)
+                    if let Some(ps) = self
+                        .observed
+                        .step_plugins
+                        .iter()
+                        .find(|p| p.step_index == i)
                         && matches!(ps.phase, AnalysisPhase::Failed | AnalysisPhase::Error)
                         && abort_msg.is_none()
                     {
@@ -795,7 +858,10 @@ impl<'r, 'a, 'o> Pass<'r, 'a, 'o> {
             self.actions.push(Action::RemoveManagedRoutes);
         }
         let now = self.now;
-        let mut message = format!("Rollout aborted update to revision {}", self.revision_label());
+        let mut message = format!(
+            "Rollout aborted update to revision {}",
+            self.revision_label()
+        );
         if !reason.is_empty() {
             message.push_str(": ");
             message.push_str(reason);
@@ -889,7 +955,11 @@ impl<'r, 'a, 'o> Pass<'r, 'a, 'o> {
         }
         let index = self.step_index(ctx);
         if let Some(bg) = ctx.cs.analysis.as_ref()
-            && self.st.canary.current_background_analysis_run_status.is_none()
+            && self
+                .st
+                .canary
+                .current_background_analysis_run_status
+                .is_none()
             && index >= bg.starting_step.unwrap_or(0)
         {
             self.start_run(AnalysisRunKind::Background, background_analysis(bg));
@@ -923,7 +993,11 @@ impl<'r, 'a, 'o> Pass<'r, 'a, 'o> {
                 }
             }
             CanaryStep::Plugin(p) => {
-                let state = self.observed.step_plugins.iter().find(|s| s.step_index == i);
+                let state = self
+                    .observed
+                    .step_plugins
+                    .iter()
+                    .find(|s| s.step_index == i);
                 match state {
                     None => self.actions.push(Action::RunStepPlugin {
                         step_index: i,
@@ -1005,7 +1079,10 @@ impl<'r, 'a, 'o> Pass<'r, 'a, 'o> {
             abort: self.st.abort,
             promote_full: self.st.promote_full,
             stable_rs: self.stable_rs().map(ReplicaSetState::counts),
-            canary_rs: Some(self.new_rs().map_or(ReplicaSetCounts::default(), ReplicaSetState::counts)),
+            canary_rs: Some(
+                self.new_rs()
+                    .map_or(ReplicaSetCounts::default(), ReplicaSetState::counts),
+            ),
             other_rss: others.as_slice(),
             current_traffic_weights: weights,
         };
@@ -1330,8 +1407,7 @@ impl<'r, 'a, 'o> Pass<'r, 'a, 'o> {
         let weight = self.desired_weight(ctx);
         // Never take traffic away from the canary before the stable can serve it.
         if let Some(stable) = self.stable_rs() {
-            let needed =
-                replicas::traffic_weight_to_replicas(ctx.replicas, max - weight, max);
+            let needed = replicas::traffic_weight_to_replicas(ctx.replicas, max - weight, max);
             if stable.available_replicas < needed && ctx.cs.dynamic_stable_scale {
                 return;
             }
@@ -1465,12 +1541,10 @@ impl<'r, 'a, 'o> Pass<'r, 'a, 'o> {
         }
         // With traffic routing the whole weight must be on the canary before the switch.
         if ctx.traffic_routing && !self.is_initial() {
-            let full = self
-                .st
-                .canary
-                .weights
-                .as_ref()
-                .is_some_and(|w| w.canary.weight == ctx.max_weight && w.verified != Some(false));
+            let full =
+                self.st.canary.weights.as_ref().is_some_and(|w| {
+                    w.canary.weight == ctx.max_weight && w.verified != Some(false)
+                });
             if !full && !self.st.promote_full {
                 return false;
             }
@@ -1527,7 +1601,12 @@ impl<'r, 'a, 'o> Pass<'r, 'a, 'o> {
             Some(ctx.step_count)
         };
         let message = format!("ReplicaSet \"{name}\" has successfully progressed.");
-        self.set_progressing(ConditionStatus::True, "NewReplicaSetAvailable", &message, now);
+        self.set_progressing(
+            ConditionStatus::True,
+            "NewReplicaSetAvailable",
+            &message,
+            now,
+        );
         self.set_condition(
             ConditionType::Completed,
             ConditionStatus::True,
@@ -1605,7 +1684,11 @@ impl<'r, 'a, 'o> Pass<'r, 'a, 'o> {
         self.event(
             EventType::Normal,
             "RolloutStepCompleted",
-            format!("Rollout step {}/{} completed ({desc})", i + 1, ctx.step_count),
+            format!(
+                "Rollout step {}/{} completed ({desc})",
+                i + 1,
+                ctx.step_count
+            ),
         );
     }
 
@@ -1688,7 +1771,13 @@ impl<'r, 'a, 'o> Pass<'r, 'a, 'o> {
         }
     }
 
-    fn set_progressing(&mut self, status: ConditionStatus, reason: &str, msg: &str, now: Timestamp) {
+    fn set_progressing(
+        &mut self,
+        status: ConditionStatus,
+        reason: &str,
+        msg: &str,
+        now: Timestamp,
+    ) {
         self.set_condition(ConditionType::Progressing, status, reason, msg);
         if let Some(c) = self
             .s()
@@ -1723,7 +1812,10 @@ impl<'r, 'a, 'o> Pass<'r, 'a, 'o> {
             || self.rollout.spec.paused
             || matches!(
                 self.current_step(ctx),
-                Some((_, CanaryStep::Pause(_) | CanaryStep::Analysis(_) | CanaryStep::Experiment(_)))
+                Some((
+                    _,
+                    CanaryStep::Pause(_) | CanaryStep::Analysis(_) | CanaryStep::Experiment(_)
+                ))
             )
     }
 
@@ -1761,7 +1853,11 @@ impl<'r, 'a, 'o> Pass<'r, 'a, 'o> {
         // Available.
         let min_available = ctx.replicas - ctx.max_unavailable_resolved;
         let (status, reason, message) = if self.st.available_replicas >= min_available {
-            (ConditionStatus::True, "AvailableReason", "Rollout has minimum availability")
+            (
+                ConditionStatus::True,
+                "AvailableReason",
+                "Rollout has minimum availability",
+            )
         } else {
             (
                 ConditionStatus::False,
@@ -1783,7 +1879,11 @@ impl<'r, 'a, 'o> Pass<'r, 'a, 'o> {
             self.set_condition(ConditionType::Healthy, hs, "RolloutHealthy", hmsg);
             return;
         }
-        if self.st.condition(ConditionType::Completed).is_some_and(|c| c.status == ConditionStatus::True) {
+        if self
+            .st
+            .condition(ConditionType::Completed)
+            .is_some_and(|c| c.status == ConditionStatus::True)
+        {
             self.set_condition(
                 ConditionType::Completed,
                 ConditionStatus::False,
@@ -1814,7 +1914,12 @@ impl<'r, 'a, 'o> Pass<'r, 'a, 'o> {
             self.name(),
             self.current_hash()
         );
-        self.set_progressing(ConditionStatus::False, "ProgressDeadlineExceeded", &message, now);
+        self.set_progressing(
+            ConditionStatus::False,
+            "ProgressDeadlineExceeded",
+            &message,
+            now,
+        );
         self.event(EventType::Warning, "RolloutTimedOut", message.clone());
         if self.rollout.spec.progress_deadline_abort {
             self.terminate_runs();
@@ -1866,10 +1971,12 @@ impl<'r, 'a, 'o> Pass<'r, 'a, 'o> {
 }
 
 fn progress_threshold(cs: &CanaryStrategy) -> Option<ProgressThreshold> {
-    cs.replica_progress_threshold.as_ref().map(|t| match t.r#type {
-        ProgressThresholdType::Pods => ProgressThreshold::Pods(t.value),
-        _ => ProgressThreshold::Percent(t.value),
-    })
+    cs.replica_progress_threshold
+        .as_ref()
+        .map(|t| match t.r#type {
+            ProgressThresholdType::Pods => ProgressThreshold::Pods(t.value),
+            _ => ProgressThreshold::Percent(t.value),
+        })
 }
 
 fn has_managed_routes(cs: &CanaryStrategy) -> bool {

@@ -47,9 +47,18 @@ pub(crate) const QUICKSTART_STEPS: &str = "    canary:
 /// Deploys revision `v1` to completion, then switches the template hash to `v2`.
 pub(crate) fn deployed(ro: Rollout, cluster: SimCluster) -> Harness {
     let mut h = Harness::new(ro, "v1", cluster, T0);
-    h.run(&mut AlwaysSucceeds { after_seconds: 60 }, T0.add_secs(3600), |_, _| {});
+    h.run(
+        &mut AlwaysSucceeds { after_seconds: 60 },
+        T0.add_secs(3600),
+        |_, _| {},
+    );
     assert_eq!(h.status.stable_rs, "v1");
-    assert_eq!(h.status.phase, Some(RolloutPhase::Healthy), "{:?}", h.status);
+    assert_eq!(
+        h.status.phase,
+        Some(RolloutPhase::Healthy),
+        "{:?}",
+        h.status
+    );
     h.pod_template_hash = "v2".into();
     h
 }
@@ -57,8 +66,12 @@ pub(crate) fn deployed(ro: Rollout, cluster: SimCluster) -> Harness {
 struct Fails;
 impl AnalysisScript for Fails {
     fn verdict(&mut self, run: &SimRun, now: Timestamp) -> Option<(AnalysisPhase, String)> {
-        (now >= run.started_at.add_secs(60))
-            .then(|| (AnalysisPhase::Failed, "Metric \"success-rate\" assessed Failed".into()))
+        (now >= run.started_at.add_secs(60)).then(|| {
+            (
+                AnalysisPhase::Failed,
+                "Metric \"success-rate\" assessed Failed".into(),
+            )
+        })
     }
     fn next_check(&self, run: &SimRun, _now: Timestamp) -> Option<Timestamp> {
         Some(run.started_at.add_secs(60))
@@ -69,18 +82,30 @@ impl AnalysisScript for Fails {
 fn healthy_canary_is_promoted() {
     let mut h = deployed(rollout(QUICKSTART_STEPS, 10), SimCluster::new(10));
     let mut log = Vec::new();
-    h.run(&mut AlwaysSucceeds { after_seconds: 60 }, T0.add_secs(7200), |rec, c| {
-        let canary = c.replica_set("v2").map_or(0, |r| r.spec_replicas);
-        let stable = c.replica_set("v1").map_or(0, |r| r.spec_replicas);
-        log.push((rec.at.millis_since(T0) / 1000, rec.status.current_step_index, canary, stable));
-    });
+    h.run(
+        &mut AlwaysSucceeds { after_seconds: 60 },
+        T0.add_secs(7200),
+        |rec, c| {
+            let canary = c.replica_set("v2").map_or(0, |r| r.spec_replicas);
+            let stable = c.replica_set("v1").map_or(0, |r| r.spec_replicas);
+            log.push((
+                rec.at.millis_since(T0) / 1000,
+                rec.status.current_step_index,
+                canary,
+                stable,
+            ));
+        },
+    );
     println!("{log:?}");
     assert_eq!(h.status.stable_rs, "v2");
     assert_eq!(h.status.phase, Some(RolloutPhase::Healthy));
     assert_eq!(h.cluster.replica_set("v1").unwrap().spec_replicas, 0);
     assert_eq!(h.cluster.replica_set("v2").unwrap().spec_replicas, 10);
     // The 10% step put 1 canary pod next to the stable ones.
-    assert!(log.iter().any(|&(_, i, c, _)| i == Some(1) && c == 1), "{log:?}");
+    assert!(
+        log.iter().any(|&(_, i, c, _)| i == Some(1) && c == 1),
+        "{log:?}"
+    );
     // The pause lasted three minutes.
     let entered = log.iter().find(|e| e.1 == Some(1)).unwrap().0;
     let left = log.iter().find(|e| e.1 == Some(2)).unwrap().0;
@@ -94,10 +119,677 @@ fn failed_analysis_aborts_back_to_stable() {
     assert!(h.status.abort);
     assert_eq!(h.status.stable_rs, "v1");
     assert_eq!(h.status.phase, Some(RolloutPhase::Degraded));
-    assert!(h.status.message.starts_with("RolloutAborted: Rollout aborted update to revision 2"), "{}", h.status.message);
+    assert!(
+        h.status
+            .message
+            .starts_with("RolloutAborted: Rollout aborted update to revision 2"),
+        "{}",
+        h.status.message
+    );
     assert_eq!(h.cluster.replica_set("v1").unwrap().spec_replicas, 10);
     assert_eq!(h.cluster.replica_set("v2").unwrap().spec_replicas, 0);
-    let started = h.cluster.runs.iter().filter(|r| matches!(r.kind, AnalysisRunKind::Step { index: 3 })).count();
+    let started = h
+        .cluster
+        .runs
+        .iter()
+        .filter(|r| matches!(r.kind, AnalysisRunKind::Step { index: 3 }))
+        .count();
     assert_eq!(started, 1);
     let _ = (Action::RemoveManagedRoutes, PauseReason::CanaryPauseStep);
+}
+
+const ISTIO: &str = "    canary:
+      canaryService: web-canary
+      stableService: web-stable
+      trafficRouting:
+        managedRoutes:
+        - name: header-route
+        istio:
+          virtualService:
+            name: web-vs
+            routes: [primary]
+      steps:
+      - setWeight: 20
+      - setHeaderRoute:
+          name: header-route
+          match:
+          - headerName: x-canary
+            headerValue: {exact: 'yes'}
+      - pause: {}
+      - setWeight: 60
+      - pause: {duration: 30s}
+";
+
+fn run_quiet(h: &mut Harness, secs: i64) -> Vec<crate::sim::PassRecord> {
+    let mut recs = Vec::new();
+    let until = h.now.add_secs(secs);
+    h.run(&mut AlwaysSucceeds { after_seconds: 60 }, until, |r, _| {
+        recs.push(r.clone())
+    });
+    recs
+}
+
+fn svc(h: &Harness, name: &str) -> String {
+    h.cluster
+        .services
+        .iter()
+        .find(|s| s.name == name)
+        .unwrap()
+        .pod_template_hash
+        .clone()
+}
+
+#[test]
+fn traffic_routed_canary_with_header_route_and_manual_promotion() {
+    let mut h = deployed(rollout(ISTIO, 5), SimCluster::new(5));
+    let recs = run_quiet(&mut h, 600);
+    // Parked at the indefinite pause (step index 2) with 20% of traffic and a header route.
+    assert_eq!(h.status.current_step_index, Some(2));
+    assert_eq!(h.status.phase, Some(RolloutPhase::Paused));
+    assert_eq!(h.status.message, "CanaryPauseStep");
+    assert_eq!(h.cluster.traffic.unwrap().canary, 20);
+    assert_eq!(h.cluster.managed_routes, vec!["header-route".to_string()]);
+    // ceil(20% of 5) = 1 canary pod; the stable keeps all 5 (no surge with traffic routing).
+    assert_eq!(h.cluster.replica_set("v2").unwrap().spec_replicas, 1);
+    assert_eq!(h.cluster.replica_set("v1").unwrap().spec_replicas, 5);
+    assert_eq!(svc(&h, "web-canary"), "v2");
+    assert_eq!(svc(&h, "web-stable"), "v1");
+    assert!(recs.iter().flat_map(|r| &r.actions).all(
+        |a| !matches!(a, Action::SetTrafficWeight { canary_weight, .. } if *canary_weight > 20)
+    ));
+
+    // Nothing happens while paused.
+    assert!(run_quiet(&mut h, 3600).is_empty());
+
+    // kubectl argo rollouts promote
+    let patch = crate::command::promote(&h.rollout, &h.status);
+    assert_eq!(
+        patch.status_merge_patch().unwrap(),
+        serde_json::json!({"status": {"pauseConditions": null}})
+    );
+    patch.apply(&mut h.rollout, &mut h.status);
+    let recs = run_quiet(&mut h, 600);
+    assert_eq!(h.status.stable_rs, "v2");
+    assert_eq!(h.status.phase, Some(RolloutPhase::Healthy));
+    assert!(h.cluster.managed_routes.is_empty());
+    assert_eq!(
+        h.cluster.traffic.unwrap().canary,
+        0,
+        "weight returns to 0 once both services select v2"
+    );
+    assert_eq!(svc(&h, "web-stable"), "v2");
+    // The old stable was kept for scaleDownDelaySeconds (30 s) after the switch.
+    let promoted_at = recs
+        .iter()
+        .find(|r| r.events.iter().any(|e| e.reason == "RolloutCompleted"))
+        .unwrap()
+        .at;
+    let scaled_down_at = recs
+        .iter()
+        .find(|r| r.actions.iter().any(|a| matches!(a, Action::ScaleReplicaSet { pod_template_hash, replicas: 0 } if pod_template_hash == "v1")))
+        .unwrap()
+        .at;
+    assert_eq!(scaled_down_at.millis_since(promoted_at), 30_000);
+    assert_eq!(h.cluster.replica_set("v1").unwrap().spec_replicas, 0);
+}
+
+#[test]
+fn abort_with_traffic_routing_keeps_canary_for_the_delay_then_retry_restarts() {
+    let mut h = deployed(rollout(ISTIO, 5), SimCluster::new(5));
+    run_quiet(&mut h, 600);
+    assert_eq!(h.status.current_step_index, Some(2));
+    crate::command::abort(&h.status).apply(&mut h.rollout, &mut h.status);
+    let recs = run_quiet(&mut h, 600);
+    assert!(h.status.abort);
+    assert_eq!(h.status.phase, Some(RolloutPhase::Degraded));
+    assert_eq!(h.status.current_step_index, Some(0));
+    assert_eq!(h.cluster.traffic.unwrap().canary, 0);
+    assert!(h.cluster.managed_routes.is_empty());
+    assert_eq!(h.cluster.replica_set("v2").unwrap().spec_replicas, 0);
+    let aborted_at = recs[0].at;
+    let scaled = recs
+        .iter()
+        .find(|r| r.actions.iter().any(|a| matches!(a, Action::ScaleReplicaSet { pod_template_hash, replicas: 0 } if pod_template_hash == "v2")))
+        .unwrap()
+        .at;
+    assert_eq!(
+        scaled.millis_since(aborted_at),
+        30_000,
+        "abortScaleDownDelaySeconds defaults to 30"
+    );
+    let svc = h
+        .cluster
+        .services
+        .iter()
+        .find(|s| s.name == "web-canary")
+        .unwrap();
+    assert_eq!(
+        svc.pod_template_hash, "v1",
+        "the canary service points back at stable"
+    );
+
+    crate::command::retry(&h.status).apply(&mut h.rollout, &mut h.status);
+    run_quiet(&mut h, 600);
+    assert!(!h.status.abort);
+    assert_eq!(
+        h.status.current_step_index,
+        Some(2),
+        "steps start again from 0 and stop at the pause"
+    );
+    assert_eq!(h.status.phase, Some(RolloutPhase::Paused));
+    assert_eq!(h.cluster.traffic.unwrap().canary, 20);
+}
+
+#[test]
+fn promote_full_skips_the_remaining_steps() {
+    let mut h = deployed(rollout(ISTIO, 5), SimCluster::new(5));
+    run_quiet(&mut h, 600);
+    let patch = crate::command::promote_full(&h.rollout, &h.status);
+    assert_eq!(
+        patch.status_merge_patch().unwrap(),
+        serde_json::json!({"status": {"promoteFull": true}})
+    );
+    patch.apply(&mut h.rollout, &mut h.status);
+    run_quiet(&mut h, 600);
+    assert_eq!(h.status.stable_rs, "v2");
+    assert!(!h.status.promote_full);
+    assert_eq!(h.status.current_step_index, Some(5));
+    assert_eq!(h.status.phase, Some(RolloutPhase::Healthy));
+}
+
+#[test]
+fn new_template_mid_rollout_restarts_steps_and_retires_the_intermediate_set() {
+    let mut h = deployed(rollout(ISTIO, 5), SimCluster::new(5));
+    run_quiet(&mut h, 600);
+    assert_eq!(h.status.current_step_index, Some(2));
+    h.pod_template_hash = "v3".into();
+    run_quiet(&mut h, 600);
+    assert_eq!(h.status.current_pod_hash, "v3");
+    assert_eq!(h.status.current_step_index, Some(2));
+    assert_eq!(h.status.stable_rs, "v1");
+    assert_eq!(
+        h.cluster.replica_set("v2").unwrap().spec_replicas,
+        0,
+        "no traffic targets v2"
+    );
+    assert_eq!(h.cluster.replica_set("v3").unwrap().spec_replicas, 1);
+    // Back to the stable template: steps are skipped.
+    h.pod_template_hash = "v1".into();
+    run_quiet(&mut h, 600);
+    assert_eq!(h.status.phase, Some(RolloutPhase::Healthy));
+    assert_eq!(h.cluster.replica_set("v3").unwrap().spec_replicas, 0);
+    assert_eq!(h.cluster.replica_set("v1").unwrap().spec_replicas, 5);
+}
+
+#[test]
+fn basic_canary_new_template_mid_rollout_drains_the_intermediate_set() {
+    let mut h = deployed(rollout(QUICKSTART_STEPS, 10), SimCluster::new(10));
+    run_quiet(&mut h, 60);
+    assert_eq!(h.status.current_step_index, Some(1));
+    h.pod_template_hash = "v3".into();
+    run_quiet(&mut h, 150);
+    assert_eq!(h.cluster.replica_set("v2").unwrap().spec_replicas, 0);
+    assert_eq!(h.status.current_step_index, Some(1));
+    assert_eq!(h.cluster.replica_set("v3").unwrap().spec_replicas, 1);
+    assert_eq!(h.cluster.replica_set("v1").unwrap().spec_replicas, 9);
+}
+
+fn with_deadline(extra: &str) -> Rollout {
+    let mut ro = rollout(QUICKSTART_STEPS, 4);
+    ro.spec.progress_deadline_seconds = Some(120);
+    ro.spec.progress_deadline_abort = extra == "abort";
+    ro
+}
+
+#[test]
+fn progress_deadline_marks_the_rollout_degraded() {
+    let mut cluster = SimCluster::new(10);
+    cluster.broken_hashes.push("v2".into());
+    let mut h = deployed(with_deadline(""), cluster);
+    run_quiet(&mut h, 3600);
+    assert_eq!(h.status.phase, Some(RolloutPhase::Degraded));
+    assert!(
+        h.status.message.starts_with(
+            "ProgressDeadlineExceeded: ReplicaSet \"web-v2\" has timed out progressing."
+        ),
+        "{}",
+        h.status.message
+    );
+    assert!(
+        !h.status.abort,
+        "without progressDeadlineAbort the update stays in place"
+    );
+    assert_eq!(h.cluster.replica_set("v2").unwrap().spec_replicas, 1);
+}
+
+#[test]
+fn progress_deadline_abort_rolls_back() {
+    let mut cluster = SimCluster::new(10);
+    cluster.broken_hashes.push("v2".into());
+    let mut h = deployed(with_deadline("abort"), cluster);
+    run_quiet(&mut h, 3600);
+    assert!(h.status.abort);
+    assert_eq!(h.status.phase, Some(RolloutPhase::Degraded));
+    assert_eq!(h.cluster.replica_set("v2").unwrap().spec_replicas, 0);
+    assert_eq!(h.cluster.replica_set("v1").unwrap().spec_replicas, 4);
+}
+
+struct Inconclusive;
+impl AnalysisScript for Inconclusive {
+    fn verdict(&mut self, run: &SimRun, now: Timestamp) -> Option<(AnalysisPhase, String)> {
+        (now >= run.started_at.add_secs(60)).then(|| (AnalysisPhase::Inconclusive, String::new()))
+    }
+    fn next_check(&self, run: &SimRun, _now: Timestamp) -> Option<Timestamp> {
+        Some(run.started_at.add_secs(60))
+    }
+}
+
+#[test]
+fn inconclusive_analysis_pauses_and_promote_moves_past_it() {
+    let mut h = deployed(rollout(QUICKSTART_STEPS, 10), SimCluster::new(10));
+    let until = h.now.add_secs(3600);
+    h.run(&mut Inconclusive, until, |_, _| {});
+    assert_eq!(h.status.current_step_index, Some(3));
+    assert_eq!(h.status.phase, Some(RolloutPhase::Paused));
+    assert_eq!(h.status.message, "InconclusiveAnalysisRun");
+    let patch = crate::command::promote(&h.rollout, &h.status);
+    assert_eq!(patch.current_step_index, Some(4));
+    patch.apply(&mut h.rollout, &mut h.status);
+    let until = h.now.add_secs(3600);
+    h.run(&mut Inconclusive, until, |_, _| {});
+    assert_eq!(h.status.stable_rs, "v2");
+    assert_eq!(h.status.phase, Some(RolloutPhase::Healthy));
+}
+
+#[test]
+fn background_analysis_failure_aborts() {
+    let strategy = "    canary:
+      analysis:
+        startingStep: 1
+        templates:
+        - templateName: error-rate
+      steps:
+      - setWeight: 20
+      - pause: {duration: 10m}
+      - setWeight: 80
+";
+    let mut h = deployed(rollout(strategy, 5), SimCluster::new(5));
+    let until = h.now.add_secs(3600);
+    h.run(&mut Fails, until, |_, _| {});
+    assert!(h.status.abort);
+    assert!(
+        h.status
+            .message
+            .contains("Background analysis phase failed"),
+        "{}",
+        h.status.message
+    );
+    let bg: Vec<_> = h
+        .cluster
+        .runs
+        .iter()
+        .filter(|r| r.kind == AnalysisRunKind::Background)
+        .collect();
+    assert_eq!(bg.len(), 1);
+    assert_eq!(h.cluster.replica_set("v2").unwrap().spec_replicas, 0);
+}
+
+#[test]
+fn manual_pause_holds_everything() {
+    let mut h = deployed(rollout(QUICKSTART_STEPS, 10), SimCluster::new(10));
+    crate::command::pause(&h.rollout).apply(&mut h.rollout, &mut h.status);
+    assert!(run_quiet(&mut h, 3600).iter().all(|r| r.actions.is_empty()));
+    assert_eq!(h.status.phase, Some(RolloutPhase::Paused));
+    assert_eq!(h.status.message, "manually paused");
+    crate::command::resume(&h.rollout).apply(&mut h.rollout, &mut h.status);
+    run_quiet(&mut h, 7200);
+    assert_eq!(h.status.stable_rs, "v2");
+}
+
+#[test]
+fn noop_pass_borrows_the_status() {
+    let mut h = deployed(rollout(QUICKSTART_STEPS, 10), SimCluster::new(10));
+    run_quiet(&mut h, 60);
+    let observed = h.cluster.observed(&h.pod_template_hash);
+    let d = crate::canary::reconcile(&h.rollout, &h.status, &observed, h.now);
+    assert!(d.is_noop(), "{d:?}");
+}
+
+mod properties {
+    use super::*;
+    use crate::canary::Action;
+    use crate::sim::PassRecord;
+    use crate::status::RolloutStatus;
+    use proptest::prelude::*;
+
+    #[derive(Debug, Clone)]
+    enum StepSpec {
+        Weight(i32),
+        Pause(Option<u16>),
+        Analysis,
+    }
+
+    #[derive(Debug, Clone, Copy)]
+    enum Verdict {
+        Pass,
+        Fail,
+        Inconclusive,
+    }
+
+    #[derive(Debug, Clone, Copy)]
+    enum Cmd {
+        Abort,
+        Promote,
+        PromoteFull,
+        Retry,
+    }
+
+    #[derive(Debug, Clone)]
+    struct Scenario {
+        replicas: i32,
+        traffic_routing: bool,
+        dynamic: bool,
+        surge: Option<String>,
+        unavailable: Option<String>,
+        steps: Vec<StepSpec>,
+        ready_secs: i64,
+        broken: bool,
+        verdicts: Vec<Verdict>,
+        commands: Vec<(i64, Cmd)>,
+    }
+
+    fn int_or_percent() -> impl Strategy<Value = Option<String>> {
+        prop_oneof![
+            Just(None),
+            (0..4i32).prop_map(|n| Some(n.to_string())),
+            (0..60i32).prop_map(|p| Some(format!("'{p}%'"))),
+        ]
+    }
+
+    fn scenario() -> impl Strategy<Value = Scenario> {
+        let step = prop_oneof![
+            3 => (0..=100i32).prop_map(StepSpec::Weight),
+            1 => prop::option::of(0..400u16).prop_map(StepSpec::Pause),
+            1 => Just(StepSpec::Analysis),
+        ];
+        let verdict = prop_oneof![
+            4 => Just(Verdict::Pass),
+            1 => Just(Verdict::Fail),
+            1 => Just(Verdict::Inconclusive),
+        ];
+        let cmd = prop_oneof![
+            Just(Cmd::Abort),
+            Just(Cmd::Promote),
+            Just(Cmd::PromoteFull),
+            Just(Cmd::Retry)
+        ];
+        (
+            1..=12i32,
+            any::<bool>(),
+            any::<bool>(),
+            int_or_percent(),
+            int_or_percent(),
+            prop::collection::vec(step, 1..7),
+            1..40i64,
+            prop::bool::weighted(0.15),
+            prop::collection::vec(verdict, 8),
+            prop::collection::vec((0..2000i64, cmd), 0..4),
+        )
+            .prop_map(
+                |(
+                    replicas,
+                    traffic_routing,
+                    dynamic,
+                    surge,
+                    unavailable,
+                    steps,
+                    ready_secs,
+                    broken,
+                    verdicts,
+                    commands,
+                )| Scenario {
+                    replicas,
+                    traffic_routing,
+                    dynamic: traffic_routing && dynamic,
+                    surge,
+                    unavailable,
+                    steps,
+                    ready_secs,
+                    broken,
+                    verdicts,
+                    commands,
+                },
+            )
+    }
+
+    fn build(sc: &Scenario) -> Rollout {
+        let mut y = String::from("    canary:\n");
+        if let Some(s) = &sc.surge {
+            y += &format!("      maxSurge: {s}\n");
+        }
+        if let Some(u) = &sc.unavailable {
+            y += &format!("      maxUnavailable: {u}\n");
+        }
+        if sc.traffic_routing {
+            y += "      canaryService: c\n      stableService: s\n      trafficRouting:\n        smi: {}\n";
+            if sc.dynamic {
+                y += "      dynamicStableScale: true\n";
+            }
+        }
+        y += "      steps:\n";
+        for s in &sc.steps {
+            match s {
+                StepSpec::Weight(w) => y += &format!("      - setWeight: {w}\n"),
+                StepSpec::Pause(None) => y += "      - pause: {}\n",
+                StepSpec::Pause(Some(d)) => y += &format!("      - pause: {{duration: {d}}}\n"),
+                StepSpec::Analysis => y += "      - analysis: {templates: [{templateName: t}]}\n",
+            }
+        }
+        let mut ro = rollout(&y, sc.replicas);
+        ro.spec.progress_deadline_seconds = Some(900);
+        ro
+    }
+
+    struct Scripted(Vec<Verdict>);
+    impl AnalysisScript for Scripted {
+        fn verdict(&mut self, run: &SimRun, now: Timestamp) -> Option<(AnalysisPhase, String)> {
+            if now < run.started_at.add_secs(45) {
+                return None;
+            }
+            let i = (run.started_at.as_secs() as usize) % self.0.len();
+            Some(match self.0[i] {
+                Verdict::Pass => (AnalysisPhase::Successful, String::new()),
+                Verdict::Fail => (AnalysisPhase::Failed, "metric failed".into()),
+                Verdict::Inconclusive => (AnalysisPhase::Inconclusive, String::new()),
+            })
+        }
+        fn next_check(&self, run: &SimRun, _now: Timestamp) -> Option<Timestamp> {
+            Some(run.started_at.add_secs(45))
+        }
+    }
+
+    /// How to interfere with persistence during a run.
+    #[derive(Clone, Copy)]
+    enum Persist {
+        Normal,
+        /// Lose the status write of pass number N (crash after executing its actions).
+        DropWriteAt(usize),
+        /// Write every status through JSON and read it back.
+        JsonRoundTrip,
+    }
+
+    struct Run {
+        records: Vec<PassRecord>,
+        harness: Harness,
+    }
+
+    fn apply_cmd(h: &mut Harness, cmd: Cmd) {
+        let patch = match cmd {
+            Cmd::Abort => crate::command::abort(&h.status),
+            Cmd::Promote => crate::command::promote(&h.rollout, &h.status),
+            Cmd::PromoteFull => crate::command::promote_full(&h.rollout, &h.status),
+            Cmd::Retry => crate::command::retry(&h.status),
+        };
+        patch.apply(&mut h.rollout, &mut h.status);
+    }
+
+    fn drive(
+        sc: &Scenario,
+        persist: Persist,
+        mut check: impl FnMut(&Harness, &SimCluster, &PassRecord),
+    ) -> Run {
+        let mut cluster = SimCluster::new(sc.ready_secs);
+        if sc.broken {
+            cluster.broken_hashes.push("v2".into());
+        }
+        let mut h = deployed(build(sc), cluster);
+        let start = h.now;
+        let until = start.add_secs(6 * 3600);
+        let mut script = Scripted(sc.verdicts.clone());
+        let mut cmds: Vec<(Timestamp, Cmd)> = sc
+            .commands
+            .iter()
+            .map(|(t, c)| (start.add_secs(*t), *c))
+            .collect();
+        cmds.sort_by_key(|c| c.0);
+        let mut records = Vec::new();
+        let mut n = 0usize;
+        loop {
+            while cmds.first().is_some_and(|c| c.0 <= h.now) {
+                let (_, c) = cmds.remove(0);
+                apply_cmd(&mut h, c);
+            }
+            for _ in 0..64 {
+                h.run_script(&mut script);
+                let before = h.cluster.clone();
+                let saved = h.status.clone();
+                let rec = h.pass();
+                match persist {
+                    Persist::DropWriteAt(k) if k == n => h.status = saved,
+                    Persist::JsonRoundTrip => {
+                        let json = serde_json::to_string(&h.status).unwrap();
+                        h.status = serde_json::from_str::<RolloutStatus>(&json).unwrap();
+                    }
+                    _ => {}
+                }
+                n += 1;
+                check(&h, &before, &rec);
+                let quiet = rec.actions.is_empty() && rec.events.is_empty() && !rec.status_changed;
+                records.push(rec);
+                if quiet && !h.run_script(&mut script) {
+                    break;
+                }
+            }
+            let next = [h.next_instant(&script), cmds.first().map(|c| c.0)]
+                .into_iter()
+                .flatten()
+                .min();
+            match next {
+                Some(t) if t <= until => h.now = t.max(h.now),
+                _ => break,
+            }
+        }
+        Run {
+            records,
+            harness: h,
+        }
+    }
+
+    fn resolve(v: &Option<String>, total: i32, up: bool) -> i32 {
+        let ip = match v {
+            None => crate::IntOrPercent::percent(25),
+            Some(s) if s.starts_with('\'') => {
+                crate::IntOrPercent::Str(s.trim_matches('\'').to_string())
+            }
+            Some(s) => crate::IntOrPercent::Int(s.parse().unwrap()),
+        };
+        ip.resolve(total, up).unwrap()
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 160, .. ProptestConfig::default() })]
+
+        /// Weights stay within 0..=max and add up; basic canaries respect maxSurge and
+        /// never scale available pods below replicas - maxUnavailable.
+        #[test]
+        fn invariants_hold_at_every_decision(sc in scenario()) {
+            let r = sc.replicas;
+            let surge = resolve(&sc.surge, r, true);
+            let mut unavail = resolve(&sc.unavailable, r, false);
+            if surge == 0 && unavail == 0 { unavail = 1; }
+            let unavail = unavail.min(r);
+            let mut failures = Vec::new();
+            drive(&sc, Persist::Normal, |h, before, rec| {
+                for a in &rec.actions {
+                    if let Action::SetTrafficWeight { canary_weight, stable_weight, total, .. } = a {
+                        if !(0..=*total).contains(canary_weight) || canary_weight + stable_weight != *total {
+                            failures.push(format!("bad weights {a:?}"));
+                        }
+                    }
+                }
+                if let Some(w) = &rec.status.canary.weights {
+                    if w.canary.weight < 0 || w.canary.weight + w.stable.weight != 100 {
+                        failures.push(format!("bad status weights {w:?}"));
+                    }
+                }
+                if !sc.traffic_routing {
+                    let total: i32 = h.cluster.replica_sets.iter().map(|rs| rs.spec_replicas).sum();
+                    let before_total: i32 = before.replica_sets.iter().map(|rs| rs.spec_replicas).sum();
+                    if total > (r + surge).max(before_total) {
+                        failures.push(format!("surge exceeded: {total} > {r}+{surge} at {:?}", rec.actions));
+                    }
+                    let avail = |c: &SimCluster| -> i32 { c.replica_sets.iter().map(|rs| rs.available_replicas.min(rs.spec_replicas)).sum() };
+                    let before_avail: i32 = before.replica_sets.iter().map(|rs| rs.available_replicas).sum();
+                    let after = avail(&h.cluster);
+                    if after < before_avail.min(r - unavail) {
+                        failures.push(format!("availability {before_avail} -> {after} below {r}-{unavail} at {:?}", rec.actions));
+                    }
+                }
+            });
+            prop_assert!(failures.is_empty(), "{:?}", failures);
+        }
+
+        /// An abort always ends with all traffic and all pods back on the stable set.
+        #[test]
+        fn abort_converges_to_stable(mut sc in scenario(), at in 0..900i64) {
+            sc.commands = vec![(at, Cmd::Abort)];
+            sc.verdicts = vec![Verdict::Pass];
+            let run = drive(&sc, Persist::Normal, |_, _, _| {});
+            let h = &run.harness;
+            if h.status.stable_rs == "v2" {
+                // The update finished before the abort arrived: nothing to abort.
+                prop_assert!(!h.status.abort);
+                return Ok(());
+            }
+            prop_assert!(h.status.abort);
+            prop_assert_eq!(h.status.phase, Some(RolloutPhase::Degraded));
+            let stable = h.cluster.replica_set("v1").unwrap();
+            prop_assert_eq!(stable.spec_replicas, sc.replicas);
+            prop_assert_eq!(stable.available_replicas, sc.replicas);
+            prop_assert_eq!(h.cluster.replica_set("v2").map_or(0, |rs| rs.spec_replicas), 0);
+            if sc.traffic_routing {
+                prop_assert_eq!(h.cluster.traffic.map_or(0, |t| t.canary), 0);
+            }
+        }
+
+        /// Crash safety: losing any one status write (after its actions ran) changes
+        /// nothing about where the rollout ends, and a status that goes through JSON
+        /// at every pass gives exactly the decisions of an uninterrupted run.
+        #[test]
+        fn replay_from_any_prefix(sc in scenario(), crash in 0..200usize) {
+            let clean = drive(&sc, Persist::Normal, |_, _, _| {});
+            let json = drive(&sc, Persist::JsonRoundTrip, |_, _, _| {});
+            prop_assert_eq!(&clean.records, &json.records);
+            let crashed = drive(&sc, Persist::DropWriteAt(crash), |_, _, _| {});
+            let (a, b) = (&clean.harness, &crashed.harness);
+            prop_assert_eq!(&a.status.stable_rs, &b.status.stable_rs);
+            prop_assert_eq!(a.status.abort, b.status.abort);
+            prop_assert_eq!(a.status.phase, b.status.phase);
+            prop_assert_eq!(&a.status.message, &b.status.message);
+            prop_assert_eq!(a.status.current_step_index, b.status.current_step_index);
+            let specs = |h: &Harness| h.cluster.replica_sets.iter().map(|rs| (rs.pod_template_hash.clone(), rs.spec_replicas)).collect::<Vec<_>>();
+            prop_assert_eq!(specs(a), specs(b));
+            prop_assert_eq!(a.cluster.traffic, b.cluster.traffic);
+        }
+    }
 }

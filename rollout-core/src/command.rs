@@ -45,7 +45,9 @@ pub enum CommandError {
         container: String,
     },
     /// The rollout takes its template from `spec.workloadRef`; patch that object instead.
-    #[error("rollout {rollout:?}: spec.template is not set (the template comes from spec.workloadRef)")]
+    #[error(
+        "rollout {rollout:?}: spec.template is not set (the template comes from spec.workloadRef)"
+    )]
     NoTemplate {
         /// Rollout name.
         rollout: String,
@@ -266,14 +268,13 @@ pub fn restart(now: Timestamp, delay_seconds: i64) -> Patch {
 /// `kubectl argo rollouts set image ROLLOUT CONTAINER=IMAGE` (`*` for every container):
 /// updates init, regular and ephemeral containers of `spec.template` in place and
 /// returns how many containers changed.
-pub fn set_image(rollout: &mut Rollout, container: &str, image: &str) -> Result<usize, CommandError> {
+pub fn set_image(
+    rollout: &mut Rollout,
+    container: &str,
+    image: &str,
+) -> Result<usize, CommandError> {
     let rname = name(rollout);
-    let Some(pod) = rollout
-        .spec
-        .template
-        .as_mut()
-        .and_then(|t| t.spec.as_mut())
-    else {
+    let Some(pod) = rollout.spec.template.as_mut().and_then(|t| t.spec.as_mut()) else {
         return Err(CommandError::NoTemplate { rollout: rname });
     };
     let mut matched = 0usize;

@@ -286,7 +286,9 @@ impl SimCluster {
 
     /// The ReplicaSet with this hash.
     pub fn replica_set(&self, hash: &str) -> Option<&ReplicaSetState> {
-        self.replica_sets.iter().find(|r| r.pod_template_hash == hash)
+        self.replica_sets
+            .iter()
+            .find(|r| r.pod_template_hash == hash)
     }
 }
 

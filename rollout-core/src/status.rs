@@ -64,11 +64,7 @@ pub struct RolloutStatus {
     #[serde(default, skip_serializing_if = "BlueGreenStatus::is_empty")]
     pub blue_green: BlueGreenStatus,
     /// Replicas as reported to the HPA.
-    #[serde(
-        rename = "HPAReplicas",
-        default,
-        skip_serializing_if = "is_zero"
-    )]
+    #[serde(rename = "HPAReplicas", default, skip_serializing_if = "is_zero")]
     pub hpa_replicas: i32,
     /// Label selector in string form, for the scale subresource.
     #[serde(default, skip_serializing_if = "String::is_empty")]

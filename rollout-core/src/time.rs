@@ -80,7 +80,9 @@ impl Timestamp {
             if !part.iter().all(u8::is_ascii_digit) {
                 return Err(err("expected digits"));
             }
-            Ok(part.iter().fold(0i64, |acc, d| acc * 10 + i64::from(d - b'0')))
+            Ok(part
+                .iter()
+                .fold(0i64, |acc, d| acc * 10 + i64::from(d - b'0')))
         };
         if b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b'T' | b't' | b' ') {
             return Err(err("expected YYYY-MM-DDTHH:MM:SS"));

@@ -7,9 +7,9 @@ use serde::de::{self, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize};
 
 use super::analysis::{BackgroundAnalysis, ExperimentStep, PodMetadata, RolloutAnalysis};
-use super::gotime::parse_go_duration_nanos;
 use super::serde_util::{is_false, null_default};
 use super::traffic::TrafficRouting;
+use crate::duration::{Duration, DurationError};
 use crate::intstr::IntOrPercent;
 
 /// The canary strategy: steps, surge limits, services, traffic routing and analysis.
@@ -217,8 +217,11 @@ impl PauseStep {
     }
 
     /// Like [`PauseStep::duration_seconds`], with parse errors reported.
-    pub fn try_duration_seconds(&self) -> Result<Option<i64>, PauseDurationError> {
-        self.duration.as_ref().map(PauseDuration::seconds).transpose()
+    pub fn try_duration_seconds(&self) -> Result<Option<i64>, DurationError> {
+        self.duration
+            .as_ref()
+            .map(PauseDuration::seconds)
+            .transpose()
     }
 }
 
@@ -233,22 +236,12 @@ pub enum PauseDuration {
     Text(String),
 }
 
-/// A pause duration string that is neither a number of seconds nor a Go duration.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid duration {text:?}: {reason}")]
-pub struct PauseDurationError {
-    /// The rejected text.
-    pub text: String,
-    /// Why it was rejected.
-    pub reason: &'static str,
-}
-
 impl PauseDuration {
     /// The duration in whole seconds (fractions truncated, as Argo does).
     ///
     /// A string is first read as a plain integer (seconds), then as a Go duration
     /// (`1h30m`, `30s`, `1.5m`, `500ms`).
-    pub fn seconds(&self) -> Result<i64, PauseDurationError> {
+    pub fn seconds(&self) -> Result<i64, DurationError> {
         match self {
             PauseDuration::Seconds(n) => Ok(*n),
             PauseDuration::Text(s) => duration_text_seconds(s),
@@ -258,16 +251,11 @@ impl PauseDuration {
 
 /// Reads an Argo duration string: a bare integer is seconds, anything else is a Go
 /// duration, truncated to whole seconds.
-pub(crate) fn duration_text_seconds(s: &str) -> Result<i64, PauseDurationError> {
+pub(crate) fn duration_text_seconds(s: &str) -> Result<i64, DurationError> {
     if let Ok(n) = s.parse::<i32>() {
         return Ok(i64::from(n));
     }
-    parse_go_duration_nanos(s)
-        .map(|ns| ns / 1_000_000_000)
-        .map_err(|reason| PauseDurationError {
-            text: s.to_string(),
-            reason,
-        })
+    Duration::parse(s).map(|d| d.as_millis() / 1000)
 }
 
 impl From<i64> for PauseDuration {

@@ -52,7 +52,6 @@ mod analysis;
 mod bluegreen;
 mod canary;
 mod error;
-mod gotime;
 mod serde_util;
 mod traffic;
 mod validate;
@@ -74,10 +73,9 @@ pub use analysis::{
 };
 pub use bluegreen::BlueGreenStrategy;
 pub use canary::{
-    AntiAffinity, CanaryStep, CanaryStrategy, HeaderRoutingMatch, PauseDuration,
-    PauseDurationError, PauseStep, PingPong, PluginStep, PreferredAntiAffinity,
-    ProgressThresholdType, ReplicaProgressThreshold, RequiredAntiAffinity, RouteMatch,
-    SetCanaryScale, SetHeaderRoute, SetMirrorRoute, StringMatch,
+    AntiAffinity, CanaryStep, CanaryStrategy, HeaderRoutingMatch, PauseDuration, PauseStep,
+    PingPong, PluginStep, PreferredAntiAffinity, ProgressThresholdType, ReplicaProgressThreshold,
+    RequiredAntiAffinity, RouteMatch, SetCanaryScale, SetHeaderRoute, SetMirrorRoute, StringMatch,
 };
 pub use error::{SpecError, ValidationError, ValidationErrors};
 pub use traffic::{

@@ -13,7 +13,7 @@ use super::canary::{AntiAffinity, CanaryStep, CanaryStrategy, ProgressThresholdT
 use super::error::ValidationErrors;
 use super::traffic::TrafficRouting;
 use super::{
-    API_VERSION, BlueGreenStrategy, KIND, RolloutAnalysis, RolloutSpec, Rollout,
+    API_VERSION, BlueGreenStrategy, KIND, Rollout, RolloutAnalysis, RolloutSpec,
     canary::duration_text_seconds,
 };
 use crate::intstr::IntOrPercent;
@@ -63,13 +63,12 @@ fn spec(v: &mut ValidationErrors, spec: &RolloutSpec) {
 
     // Pod template or workload reference.
     match (&spec.template, &spec.workload_ref) {
-        (None, None) => v.push(
-            "spec.template",
-            "required unless spec.workloadRef is set",
-        ),
+        (None, None) => v.push("spec.template", "required unless spec.workloadRef is set"),
         (Some(t), Some(_)) => {
             let meta = t.metadata.as_ref();
-            let has_labels = meta.and_then(|m| m.labels.as_ref()).is_some_and(|l| !l.is_empty());
+            let has_labels = meta
+                .and_then(|m| m.labels.as_ref())
+                .is_some_and(|l| !l.is_empty());
             let has_annotations = meta
                 .and_then(|m| m.annotations.as_ref())
                 .is_some_and(|a| !a.is_empty());
@@ -83,7 +82,10 @@ fn spec(v: &mut ValidationErrors, spec: &RolloutSpec) {
         (Some(t), None) => {
             let containers = t.spec.as_ref().map_or(0, |s| s.containers.len());
             if containers == 0 {
-                v.push("spec.template.spec.containers", "must have at least one container");
+                v.push(
+                    "spec.template.spec.containers",
+                    "must have at least one container",
+                );
             }
         }
         (None, Some(_)) => {}
@@ -94,7 +96,10 @@ fn spec(v: &mut ValidationErrors, spec: &RolloutSpec) {
         if !matches!(w.kind.as_str(), "Deployment" | "ReplicaSet" | "PodTemplate") {
             v.push(
                 "spec.workloadRef.kind",
-                format!("must be Deployment, ReplicaSet or PodTemplate, got {:?}", w.kind),
+                format!(
+                    "must be Deployment, ReplicaSet or PodTemplate, got {:?}",
+                    w.kind
+                ),
             );
         }
     }
@@ -117,10 +122,7 @@ fn spec(v: &mut ValidationErrors, spec: &RolloutSpec) {
                     .and_then(|m| m.labels.as_ref())
                     .unwrap_or(&empty);
                 if !selector_matches(sel, labels) {
-                    v.push(
-                        "spec.template.metadata.labels",
-                        "must match spec.selector",
-                    );
+                    v.push("spec.template.metadata.labels", "must match spec.selector");
                 }
             }
         }
@@ -128,7 +130,11 @@ fn spec(v: &mut ValidationErrors, spec: &RolloutSpec) {
 
     non_negative(v, "spec.minReadySeconds", spec.min_ready_seconds);
     non_negative(v, "spec.revisionHistoryLimit", spec.revision_history_limit);
-    non_negative(v, "spec.progressDeadlineSeconds", spec.progress_deadline_seconds);
+    non_negative(
+        v,
+        "spec.progressDeadlineSeconds",
+        spec.progress_deadline_seconds,
+    );
     let deadline = spec.progress_deadline_seconds();
     let min_ready = spec.min_ready_seconds();
     if deadline <= min_ready {
@@ -188,7 +194,10 @@ fn selector(v: &mut ValidationErrors, path: &str, sel: &LabelSelector) -> bool {
                 ok = false;
             }
             "Exists" | "DoesNotExist" if !values.is_empty() => {
-                v.push(format!("{p}.values"), "must be empty for Exists and DoesNotExist");
+                v.push(
+                    format!("{p}.values"),
+                    "must be empty for Exists and DoesNotExist",
+                );
                 ok = false;
             }
             "In" | "NotIn" | "Exists" | "DoesNotExist" => {}
@@ -318,7 +327,10 @@ fn canary(v: &mut ValidationErrors, c: &CanaryStrategy) {
         required(v, &format!("{p}.pingPong.pingService"), &pp.ping_service);
         required(v, &format!("{p}.pingPong.pongService"), &pp.pong_service);
         if !pp.ping_service.is_empty() && pp.ping_service == pp.pong_service {
-            v.push(format!("{p}.pingPong.pongService"), "must differ from pingService");
+            v.push(
+                format!("{p}.pingPong.pongService"),
+                "must differ from pingService",
+            );
         }
         if let Some(alb) = c.traffic_routing.as_ref().and_then(|t| t.alb.as_ref())
             && !is_set(&alb.root_service)
@@ -335,7 +347,10 @@ fn canary(v: &mut ValidationErrors, c: &CanaryStrategy) {
         // plugins only (a plugin brings its own rules).
         let needs_services = c.ping_pong.is_none()
             && (tr.alb.is_some()
-                || tr.istio.as_ref().is_some_and(|i| i.destination_rule.is_none())
+                || tr
+                    .istio
+                    .as_ref()
+                    .is_some_and(|i| i.destination_rule.is_none())
                 || tr.smi.is_some()
                 || tr.apisix.is_some()
                 || tr.ambassador.is_some()
@@ -348,7 +363,10 @@ fn canary(v: &mut ValidationErrors, c: &CanaryStrategy) {
                 ("stableService", &c.stable_service),
             ] {
                 if !is_set(value) {
-                    v.push(format!("{p}.{field}"), "required when trafficRouting is used");
+                    v.push(
+                        format!("{p}.{field}"),
+                        "required when trafficRouting is used",
+                    );
                 }
             }
         }
@@ -361,16 +379,26 @@ fn canary(v: &mut ValidationErrors, c: &CanaryStrategy) {
         }
     } else {
         if c.scale_down_delay_seconds.is_some() {
-            v.push(format!("{p}.scaleDownDelaySeconds"), "requires trafficRouting");
+            v.push(
+                format!("{p}.scaleDownDelaySeconds"),
+                "requires trafficRouting",
+            );
         }
         if c.dynamic_stable_scale {
             v.push(format!("{p}.dynamicStableScale"), "requires trafficRouting");
         }
         if c.min_pods_per_replica_set.is_some() {
-            v.push(format!("{p}.minPodsPerReplicaSet"), "requires trafficRouting");
+            v.push(
+                format!("{p}.minPodsPerReplicaSet"),
+                "requires trafficRouting",
+            );
         }
     }
-    non_negative(v, &format!("{p}.scaleDownDelaySeconds"), c.scale_down_delay_seconds);
+    non_negative(
+        v,
+        &format!("{p}.scaleDownDelaySeconds"),
+        c.scale_down_delay_seconds,
+    );
     non_negative(
         v,
         &format!("{p}.scaleDownDelayRevisionLimit"),
@@ -384,14 +412,20 @@ fn canary(v: &mut ValidationErrors, c: &CanaryStrategy) {
     if let Some(n) = c.min_pods_per_replica_set
         && n < 1
     {
-        v.push(format!("{p}.minPodsPerReplicaSet"), format!("must be >= 1, got {n}"));
+        v.push(
+            format!("{p}.minPodsPerReplicaSet"),
+            format!("must be >= 1, got {n}"),
+        );
     }
     if let Some(t) = &c.replica_progress_threshold {
         let path = format!("{p}.replicaProgressThreshold.value");
         if t.value <= 0 {
             v.push(path, format!("must be > 0, got {}", t.value));
         } else if t.r#type == ProgressThresholdType::Percent && t.value > 100 {
-            v.push(path, format!("must be <= 100 for type Percent, got {}", t.value));
+            v.push(
+                path,
+                format!("must be <= 100 for type Percent, got {}", t.value),
+            );
         }
     }
     if let Some(a) = &c.anti_affinity {
@@ -427,7 +461,10 @@ fn canary_step(
                     Err(e) => v.push(path, e.to_string()),
                     Ok(s) if s < 0 => v.push(path, format!("must be >= 0, got {d}")),
                     Ok(s) if s > i64::from(i32::MAX) => {
-                        v.push(path, format!("must be at most {} seconds, got {d}", i32::MAX));
+                        v.push(
+                            path,
+                            format!("must be at most {} seconds, got {d}", i32::MAX),
+                        );
                     }
                     Ok(_) => {}
                 }
@@ -484,7 +521,10 @@ fn canary_step(
         CanaryStep::SetMirrorRoute(m) => {
             let path = format!("{sp}.setMirrorRoute");
             if !(routers.istio() || routers.plugins()) {
-                v.push(path.clone(), "requires trafficRouting with istio or a plugin");
+                v.push(
+                    path.clone(),
+                    "requires trafficRouting with istio or a plugin",
+                );
             }
             managed_route(v, &format!("{path}.name"), &m.name, routers);
             if let Some(pct) = m.percentage {
@@ -532,7 +572,10 @@ fn traffic_routing(v: &mut ValidationErrors, p: &str, tr: &TrafficRouting) {
     }
     if let Some(w) = tr.max_traffic_weight {
         if w < 1 {
-            v.push(format!("{p}.maxTrafficWeight"), format!("must be >= 1, got {w}"));
+            v.push(
+                format!("{p}.maxTrafficWeight"),
+                format!("must be >= 1, got {w}"),
+            );
         } else if tr.nginx.is_none() && !tr.has_plugins() {
             v.push(
                 format!("{p}.maxTrafficWeight"),
@@ -573,8 +616,7 @@ fn traffic_routing(v: &mut ValidationErrors, p: &str, tr: &TrafficRouting) {
             required(v, &format!("{dp}.name"), &dr.name);
             required(v, &format!("{dp}.canarySubsetName"), &dr.canary_subset_name);
             required(v, &format!("{dp}.stableSubsetName"), &dr.stable_subset_name);
-            if !dr.canary_subset_name.is_empty() && dr.canary_subset_name == dr.stable_subset_name
-            {
+            if !dr.canary_subset_name.is_empty() && dr.canary_subset_name == dr.stable_subset_name {
                 v.push(
                     format!("{dp}.stableSubsetName"),
                     "must differ from canarySubsetName",
@@ -696,7 +738,10 @@ fn args(v: &mut ValidationErrors, p: &str, args: &[AnalysisRunArgument]) {
         if arg.name.is_empty() {
             v.push(format!("{ap}.name"), "required");
         } else if !seen.insert(arg.name.as_str()) {
-            v.push(format!("{ap}.name"), format!("duplicate argument {:?}", arg.name));
+            v.push(
+                format!("{ap}.name"),
+                format!("duplicate argument {:?}", arg.name),
+            );
         }
         let Some(from) = &arg.value_from else {
             continue;
@@ -715,7 +760,8 @@ fn args(v: &mut ValidationErrors, p: &str, args: &[AnalysisRunArgument]) {
                 let path = format!("{fp}.fieldRef.fieldPath");
                 if f.field_path.is_empty() {
                     v.push(path, "required");
-                } else if f.field_path.starts_with("metadata") && !metadata_field_path(&f.field_path)
+                } else if f.field_path.starts_with("metadata")
+                    && !metadata_field_path(&f.field_path)
                 {
                     v.push(
                         path,
@@ -734,7 +780,10 @@ fn args(v: &mut ValidationErrors, p: &str, args: &[AnalysisRunArgument]) {
 /// The metadata paths Kubernetes' downward API (and so Argo) can read from an object.
 fn metadata_field_path(path: &str) -> bool {
     match path {
-        "metadata.name" | "metadata.namespace" | "metadata.uid" | "metadata.labels"
+        "metadata.name"
+        | "metadata.namespace"
+        | "metadata.uid"
+        | "metadata.labels"
         | "metadata.annotations" => true,
         _ => ["metadata.labels['", "metadata.annotations['"]
             .iter()
@@ -761,7 +810,11 @@ fn dry_run_and_retention(
             &format!("{p}.measurementRetention[{i}].metricName"),
             &r.metric_name,
         );
-        non_negative(v, &format!("{p}.measurementRetention[{i}].limit"), Some(r.limit));
+        non_negative(
+            v,
+            &format!("{p}.measurementRetention[{i}].limit"),
+            Some(r.limit),
+        );
     }
 }
 
@@ -775,18 +828,24 @@ fn experiment(v: &mut ValidationErrors, p: &str, e: &ExperimentStep, routers: &R
         if t.name.is_empty() {
             v.push(format!("{tp}.name"), "required");
         } else if !names.insert(t.name.as_str()) {
-            v.push(format!("{tp}.name"), format!("duplicate template name {:?}", t.name));
+            v.push(
+                format!("{tp}.name"),
+                format!("duplicate template name {:?}", t.name),
+            );
         }
         non_negative(v, &format!("{tp}.replicas"), t.replicas);
         if let Some(w) = t.weight {
             let wp = format!("{tp}.weight");
-            let supported = routers.tr.is_some_and(|tr| {
-                tr.alb.is_some() || tr.smi.is_some() || tr.istio.is_some()
-            });
+            let supported = routers
+                .tr
+                .is_some_and(|tr| tr.alb.is_some() || tr.smi.is_some() || tr.istio.is_some());
             if !routers.any() {
                 v.push(wp, "requires trafficRouting");
             } else if !supported {
-                v.push(wp, "is supported only with alb, smi and istio traffic routing");
+                v.push(
+                    wp,
+                    "is supported only with alb, smi and istio traffic routing",
+                );
             } else {
                 in_range(v, &wp, w, 0, 100);
             }
@@ -806,13 +865,20 @@ fn experiment(v: &mut ValidationErrors, p: &str, e: &ExperimentStep, routers: &R
         if a.name.is_empty() {
             v.push(format!("{ap}.name"), "required");
         } else if !analyses.insert(a.name.as_str()) {
-            v.push(format!("{ap}.name"), format!("duplicate analysis name {:?}", a.name));
+            v.push(
+                format!("{ap}.name"),
+                format!("duplicate analysis name {:?}", a.name),
+            );
         }
         required(v, &format!("{ap}.templateName"), &a.template_name);
         args(v, &format!("{ap}.args"), &a.args);
     }
     dry_run_and_retention(v, p, &e.dry_run, &e.measurement_retention);
-    non_negative(v, &format!("{p}.scaleDownDelaySeconds"), e.scale_down_delay_seconds);
+    non_negative(
+        v,
+        &format!("{p}.scaleDownDelaySeconds"),
+        e.scale_down_delay_seconds,
+    );
 }
 
 fn blue_green(v: &mut ValidationErrors, spec: &RolloutSpec, b: &BlueGreenStrategy) {
@@ -824,12 +890,24 @@ fn blue_green(v: &mut ValidationErrors, spec: &RolloutSpec, b: &BlueGreenStrateg
             "must differ from activeService",
         );
     }
-    non_negative(v, &format!("{p}.previewReplicaCount"), b.preview_replica_count);
-    non_negative(v, &format!("{p}.autoPromotionSeconds"), b.auto_promotion_seconds);
+    non_negative(
+        v,
+        &format!("{p}.previewReplicaCount"),
+        b.preview_replica_count,
+    );
+    non_negative(
+        v,
+        &format!("{p}.autoPromotionSeconds"),
+        b.auto_promotion_seconds,
+    );
     if let Some(mu) = &b.max_unavailable {
         int_or_percent(v, &format!("{p}.maxUnavailable"), mu, Some(100));
     }
-    non_negative(v, &format!("{p}.scaleDownDelaySeconds"), b.scale_down_delay_seconds);
+    non_negative(
+        v,
+        &format!("{p}.scaleDownDelaySeconds"),
+        b.scale_down_delay_seconds,
+    );
     non_negative(
         v,
         &format!("{p}.abortScaleDownDelaySeconds"),

@@ -161,11 +161,20 @@ mod tests {
     fn splits_on_markers() {
         assert_eq!(shape("a: 1\n---\nb: 2\n"), vec![(1, true), (2, true)]);
         assert_eq!(shape("# c\n---\na: 1\n---\n"), vec![(1, true), (4, false)]);
-        assert_eq!(shape("---\na: 1\n...\n---\nb: 1\n"), vec![(1, true), (4, true)]);
+        assert_eq!(
+            shape("---\na: 1\n...\n---\nb: 1\n"),
+            vec![(1, true), (4, true)]
+        );
         assert_eq!(shape("a: |\n  ---\n  x\n"), vec![(1, true)]);
-        assert_eq!(shape("a: 1\n%YAML 1.2\n---\nb: 1"), vec![(1, true), (2, true)]);
+        assert_eq!(
+            shape("a: 1\n%YAML 1.2\n---\nb: 1"),
+            vec![(1, true), (2, true)]
+        );
         assert_eq!(shape(""), vec![(1, false)]);
-        assert_eq!(shape("--- {a: 1}\n--- {b: 2}\n"), vec![(1, true), (2, true)]);
+        assert_eq!(
+            shape("--- {a: 1}\n--- {b: 2}\n"),
+            vec![(1, true), (2, true)]
+        );
     }
 
     #[test]

@@ -1,0 +1,4 @@
+//! Adapters for the Argo Rollouts vectors (`argo/*.json`).
+
+pub mod replica_counts;
+pub mod rollout_phase;
