@@ -10,9 +10,7 @@ pub(crate) type Res<T> = Result<T, String>;
 
 /// The value under the first of `keys` that is present and not `null`.
 pub(crate) fn get<'a>(v: &'a Value, keys: &[&str]) -> Option<&'a Value> {
-    keys.iter()
-        .filter_map(|k| v.get(k))
-        .find(|x| !x.is_null())
+    keys.iter().filter_map(|k| v.get(k)).find(|x| !x.is_null())
 }
 
 /// Whether any of `keys` is present (even as `null`).

@@ -62,6 +62,7 @@ pub struct Case<'a> {
 
 /// The verdict of a handler on one case.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum CaseResult {
     /// The project's answer equals the expected one.
     Pass,
@@ -350,7 +351,9 @@ pub fn run_dir(dir: &Path, deviations: &[Deviation]) -> Result<RunReport, Runner
                 path: path.clone(),
                 source,
             })?;
-            let cases = run_file(&text, handler, |id| listed.get(&(rel.as_str(), id)).copied());
+            let cases = run_file(&text, handler, |id| {
+                listed.get(&(rel.as_str(), id)).copied()
+            });
             for case in &cases {
                 seen.insert((rel.clone(), case.id.clone()));
             }
@@ -445,9 +448,9 @@ fn run_file<'d>(
                 (CaseResult::Pass, None) => Outcome::Passed,
                 (CaseResult::Fail(detail), None) => Outcome::Failed(detail),
                 (CaseResult::Fail(_), Some(d)) => Outcome::Deviation(d.reason.clone()),
-                (CaseResult::Pass, Some(_)) => Outcome::Failed(
-                    "listed in deviations.json but passes: remove the entry".into(),
-                ),
+                (CaseResult::Pass, Some(_)) => {
+                    Outcome::Failed("listed in deviations.json but passes: remove the entry".into())
+                }
             };
             CaseReport {
                 id: case.id.to_string(),

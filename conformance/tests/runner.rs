@@ -12,10 +12,8 @@ struct TempDir(PathBuf);
 
 impl TempDir {
     fn new(name: &str) -> TempDir {
-        let dir = std::env::temp_dir().join(format!(
-            "rollout-conformance-{}-{name}",
-            std::process::id()
-        ));
+        let dir =
+            std::env::temp_dir().join(format!("rollout-conformance-{}-{name}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("create temp dir");
         TempDir(dir)
@@ -67,14 +65,24 @@ fn unknown_kind_case() -> Value {
     json!({"id": "new-1", "kind": "scale_to_the_moon", "input": {}, "expected": {"canary": 1}})
 }
 
-fn case_outcome<'r>(report: &'r rollout_conformance::RunReport, file: &str, id: &str) -> &'r Outcome {
+fn case_outcome<'r>(
+    report: &'r rollout_conformance::RunReport,
+    file: &str,
+    id: &str,
+) -> &'r Outcome {
     let f = report
         .files
         .iter()
         .find(|f| f.path() == file)
         .expect("file reported");
     match &f.status {
-        FileStatus::Ran(cases) => &cases.iter().find(|c| c.id == id).expect("case reported").outcome,
+        FileStatus::Ran(cases) => {
+            &cases
+                .iter()
+                .find(|c| c.id == id)
+                .expect("case reported")
+                .outcome
+        }
         FileStatus::Unsupported => panic!("{file} was not run"),
         _ => panic!("unexpected status"),
     }
@@ -83,9 +91,15 @@ fn case_outcome<'r>(report: &'r rollout_conformance::RunReport, file: &str, id: 
 #[test]
 fn unknown_kinds_fail_and_the_directory_argument_is_honoured() {
     let dir = TempDir::new("unknown-kind");
-    dir.write("argo/replica_counts.json", &json!([passing_case(), unknown_kind_case()]));
+    dir.write(
+        "argo/replica_counts.json",
+        &json!([passing_case(), unknown_kind_case()]),
+    );
     dir.write("argo/analysis_status.json", &json!([]));
-    dir.write("flagger/weight_progression.json", &json!({"description": "x", "cases": []}));
+    dir.write(
+        "flagger/weight_progression.json",
+        &json!({"description": "x", "cases": []}),
+    );
     dir.write_text("argo/README.md", "not a vector file");
 
     let report = run_dir(dir.path(), &[]).expect("run");
@@ -101,7 +115,8 @@ fn unknown_kinds_fail_and_the_directory_argument_is_honoured() {
     let failures = report.failures();
     assert_eq!(failures.len(), 1, "{failures:?}");
     assert!(
-        failures[0].starts_with("argo/replica_counts.json new-1: unknown kind \"scale_to_the_moon\""),
+        failures[0]
+            .starts_with("argo/replica_counts.json new-1: unknown kind \"scale_to_the_moon\""),
         "{failures:?}"
     );
 }
@@ -109,7 +124,10 @@ fn unknown_kinds_fail_and_the_directory_argument_is_honoured() {
 #[test]
 fn deviations_are_reported_and_stale_entries_flagged() {
     let dir = TempDir::new("deviations");
-    dir.write("argo/replica_counts.json", &json!([passing_case(), unknown_kind_case()]));
+    dir.write(
+        "argo/replica_counts.json",
+        &json!([passing_case(), unknown_kind_case()]),
+    );
     let deviation = |id: &str| Deviation {
         file: "argo/replica_counts.json".into(),
         id: id.into(),

@@ -333,21 +333,21 @@ impl Decision<'_> {
 
 impl StepView for CanaryStep {
     fn set_weight(&self) -> Option<i32> {
-        match self {
+        self.parts().iter().find_map(|p| match p {
             CanaryStep::SetWeight(w) => Some(*w),
             _ => None,
-        }
+        })
     }
 
     fn set_canary_scale(&self) -> Option<CanaryScale> {
-        match self {
+        self.parts().iter().find_map(|p| match p {
             CanaryStep::SetCanaryScale(s) => Some(CanaryScale {
                 replicas: s.replicas,
                 weight: s.weight,
                 match_traffic_weight: s.match_traffic_weight,
             }),
             _ => None,
-        }
+        })
     }
 }
 
@@ -702,10 +702,22 @@ impl<'r, 'a, 'o> Pass<'r, 'a, 'o> {
         }
     }
 
+    /// The current step's index and its [`CanaryStep::primary`] part (the one that
+    /// decides completion; a combined step's other parts are read through
+    /// [`Pass::current_parts`]).
     fn current_step<'c>(&self, ctx: &Ctx<'c>) -> Option<(i32, &'c CanaryStep)> {
         let i = self.st.current_step_index?;
         let step = ctx.steps.get(usize::try_from(i).ok()?)?;
-        Some((i, step))
+        Some((i, step.primary()))
+    }
+
+    /// Every part of the current step.
+    fn current_parts<'c>(&self, ctx: &Ctx<'c>) -> &'c [CanaryStep] {
+        self.st
+            .current_step_index
+            .and_then(|i| usize::try_from(i).ok())
+            .and_then(|i| ctx.steps.get(i))
+            .map_or(&[], CanaryStep::parts)
     }
 
     fn in_update(&self) -> bool {
@@ -851,7 +863,12 @@ impl<'r, 'a, 'o> Pass<'r, 'a, 'o> {
 
     fn abort_now(&mut self, ctx: &Ctx<'_>, reason: &str) {
         self.terminate_runs();
-        if ctx.steps.iter().any(|s| matches!(s, CanaryStep::Plugin(_))) {
+        if ctx
+            .steps
+            .iter()
+            .flat_map(CanaryStep::parts)
+            .any(|s| matches!(s, CanaryStep::Plugin(_)))
+        {
             self.actions.push(Action::AbortStepPlugins);
         }
         if has_managed_routes(ctx.cs) {
@@ -968,29 +985,27 @@ impl<'r, 'a, 'o> Pass<'r, 'a, 'o> {
             return;
         };
         match step {
-            CanaryStep::Analysis(a) => {
-                if self.st.canary.current_step_analysis_run_status.is_none() {
-                    self.start_run(AnalysisRunKind::Step { index: i }, a);
-                }
+            CanaryStep::Analysis(a)
+                if self.st.canary.current_step_analysis_run_status.is_none() =>
+            {
+                self.start_run(AnalysisRunKind::Step { index: i }, a);
             }
-            CanaryStep::Experiment(e) => {
-                if self.st.canary.current_experiment.is_empty() {
-                    let name = format!(
-                        "{}-{}-{}-{}",
-                        self.name(),
-                        self.current_hash(),
-                        i,
-                        base36(self.now.as_secs())
-                    );
-                    self.actions.push(Action::StartExperiment {
-                        name: name.clone(),
-                        step_index: i,
-                        experiment: e.clone(),
-                        canary_hash: self.current_hash().to_string(),
-                        stable_hash: self.st.stable_rs.clone(),
-                    });
-                    self.s().canary.current_experiment = name;
-                }
+            CanaryStep::Experiment(e) if self.st.canary.current_experiment.is_empty() => {
+                let name = format!(
+                    "{}-{}-{}-{}",
+                    self.name(),
+                    self.current_hash(),
+                    i,
+                    base36(self.now.as_secs())
+                );
+                self.actions.push(Action::StartExperiment {
+                    name: name.clone(),
+                    step_index: i,
+                    experiment: e.clone(),
+                    canary_hash: self.current_hash().to_string(),
+                    stable_hash: self.st.stable_rs.clone(),
+                });
+                self.s().canary.current_experiment = name;
             }
             CanaryStep::Plugin(p) => {
                 let state = self
@@ -1391,8 +1406,8 @@ impl<'r, 'a, 'o> Pass<'r, 'a, 'o> {
         }
         // Header and mirror routes of the current step.
         if self.in_update() && !self.st.abort {
-            if let Some((_, step)) = self.current_step(ctx) {
-                match step {
+            for part in self.current_parts(ctx) {
+                match part {
                     CanaryStep::SetHeaderRoute(r) => {
                         self.actions.push(Action::SetHeaderRoute(r.clone()));
                     }
@@ -1459,10 +1474,10 @@ impl<'r, 'a, 'o> Pass<'r, 'a, 'o> {
             if verified.is_some() {
                 self.wake_at(self.now.add_secs(VERIFY_RETRY_SECONDS));
             }
-        } else if self.st.canary.weights.as_ref().and_then(|w| w.verified) != verified {
-            if let Some(w) = self.s().canary.weights.as_mut() {
-                w.verified = verified;
-            }
+        } else if self.st.canary.weights.as_ref().and_then(|w| w.verified) != verified
+            && let Some(w) = self.s().canary.weights.as_mut()
+        {
+            w.verified = verified;
         }
         if verified == Some(false) {
             self.wake_at(self.now.add_secs(VERIFY_RETRY_SECONDS));
@@ -1668,6 +1683,8 @@ impl<'r, 'a, 'o> Pass<'r, 'a, 'o> {
                 .step_plugins
                 .iter()
                 .any(|p| p.step_index == i && p.phase == AnalysisPhase::Successful),
+            // `primary` never returns a combined step.
+            CanaryStep::Combined(_) => false,
         };
         if !complete {
             return;

@@ -721,17 +721,15 @@ mod properties {
             let mut failures = Vec::new();
             drive(&sc, Persist::Normal, |h, before, rec| {
                 for a in &rec.actions {
-                    if let Action::SetTrafficWeight { canary_weight, stable_weight, total, .. } = a {
-                        if !(0..=*total).contains(canary_weight) || canary_weight + stable_weight != *total {
+                    if let Action::SetTrafficWeight { canary_weight, stable_weight, total, .. } = a
+                        && (!(0..=*total).contains(canary_weight) || canary_weight + stable_weight != *total) {
                             failures.push(format!("bad weights {a:?}"));
                         }
-                    }
                 }
-                if let Some(w) = &rec.status.canary.weights {
-                    if w.canary.weight < 0 || w.canary.weight + w.stable.weight != 100 {
+                if let Some(w) = &rec.status.canary.weights
+                    && (w.canary.weight < 0 || w.canary.weight + w.stable.weight != 100) {
                         failures.push(format!("bad status weights {w:?}"));
                     }
-                }
                 if !sc.traffic_routing {
                     let total: i32 = h.cluster.replica_sets.iter().map(|rs| rs.spec_replicas).sum();
                     let before_total: i32 = before.replica_sets.iter().map(|rs| rs.spec_replicas).sum();
@@ -792,4 +790,43 @@ mod properties {
             prop_assert_eq!(a.cluster.traffic, b.cluster.traffic);
         }
     }
+}
+
+#[test]
+fn combined_step_scales_routes_and_pauses_together() {
+    let strategy = "    canary:
+      canaryService: c
+      stableService: s
+      trafficRouting:
+        managedRoutes: [{name: set-header}]
+        apisix:
+          route: {name: r, rules: [r]}
+      steps:
+      - pause: {duration: 15}
+        setCanaryScale: {replicas: 2}
+        setHeaderRoute:
+          name: set-header
+          match: [{headerName: trace, headerValue: {exact: debug}}]
+      - setWeight: 50
+";
+    let mut h = deployed(rollout(strategy, 4), SimCluster::new(5));
+    let recs = run_quiet(&mut h, 12);
+    assert_eq!(h.status.current_step_index, Some(0), "paused for 15 s");
+    assert_eq!(
+        h.cluster.replica_set("v2").unwrap().spec_replicas,
+        2,
+        "setCanaryScale applies during the pause"
+    );
+    assert_eq!(h.cluster.managed_routes, vec!["set-header".to_string()]);
+    assert_eq!(
+        h.cluster.traffic.map_or(0, |t| t.canary),
+        0,
+        "no weight before the first setWeight"
+    );
+    assert!(
+        recs.iter()
+            .any(|r| r.events.iter().any(|e| e.reason == "RolloutPaused"))
+    );
+    run_quiet(&mut h, 600);
+    assert_eq!(h.status.stable_rs, "v2");
 }

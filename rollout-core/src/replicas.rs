@@ -274,10 +274,10 @@ fn step_index(current_step_index: Option<i32>) -> usize {
 // ---------------------------------------------------------------------------------------
 
 /// Resolves `maxSurge` and `maxUnavailable` against `replicas`: percentages round **up**
-/// for surge and **down** for unavailable, and when both resolve to 0 unavailable becomes
-/// 1. An unset value is passed as `IntOrPercent::Int(0)` (Argo resolves a missing value as
-/// 0 at this level; the rollout-level default of 25% is applied before). The result is not
-/// capped here (see [`max_unavailable`]): `(0%, 0%, 0)` resolves to `(0, 1)`.
+/// for surge and **down** for unavailable, and when both resolve to 0, unavailable
+/// becomes 1. An unset value is passed as `IntOrPercent::Int(0)`: Argo resolves a missing
+/// value as 0 at this level (the rollout-level default of 25% is applied before). The
+/// result is not capped here (see [`max_unavailable`]): `(0%, 0%, 0)` resolves to `(0, 1)`.
 pub fn resolve_fenceposts(
     max_surge: &IntOrPercent,
     max_unavailable: &IntOrPercent,
@@ -1395,7 +1395,7 @@ mod tests {
             } else {
                 prop_assert!(sum == r || sum == r + 1);
             }
-            if weight > 0 && weight < 100 && (r >= 2 || surge > 0) {
+            if weight > 0 && weight < 100 && (r >= 2 || (r >= 1 && surge > 0)) {
                 prop_assert!(c.canary >= 1 && c.stable >= 1, "{:?}", c);
             }
         }

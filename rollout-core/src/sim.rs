@@ -175,20 +175,20 @@ impl SimCluster {
                     }
                 }
                 Action::RemoveManagedRoutes => self.managed_routes.clear(),
-                Action::StartAnalysisRun { name, kind, .. } => {
-                    if !self.analysis_runs.iter().any(|r| &r.name == name) {
-                        self.analysis_runs.push(AnalysisRunState {
-                            name: name.clone(),
-                            phase: AnalysisPhase::Running,
-                            message: String::new(),
-                        });
-                        self.runs.push(SimRun {
-                            name: name.clone(),
-                            kind: *kind,
-                            started_at: now,
-                            terminated: false,
-                        });
-                    }
+                Action::StartAnalysisRun { name, kind, .. }
+                    if !self.analysis_runs.iter().any(|r| &r.name == name) =>
+                {
+                    self.analysis_runs.push(AnalysisRunState {
+                        name: name.clone(),
+                        phase: AnalysisPhase::Running,
+                        message: String::new(),
+                    });
+                    self.runs.push(SimRun {
+                        name: name.clone(),
+                        kind: *kind,
+                        started_at: now,
+                        terminated: false,
+                    });
                 }
                 Action::TerminateAnalysisRun { name } => {
                     if let Some(r) = self.runs.iter_mut().find(|r| &r.name == name) {
@@ -201,14 +201,14 @@ impl SimCluster {
                         r.message = "Run Terminated".to_string();
                     }
                 }
-                Action::StartExperiment { name, .. } => {
-                    if !self.experiments.iter().any(|e| &e.name == name) {
-                        self.experiments.push(ExperimentState {
-                            name: name.clone(),
-                            phase: AnalysisPhase::Running,
-                            message: String::new(),
-                        });
-                    }
+                Action::StartExperiment { name, .. }
+                    if !self.experiments.iter().any(|e| &e.name == name) =>
+                {
+                    self.experiments.push(ExperimentState {
+                        name: name.clone(),
+                        phase: AnalysisPhase::Running,
+                        message: String::new(),
+                    });
                 }
                 Action::TerminateExperiment { name } => {
                     if let Some(e) = self.experiments.iter_mut().find(|e| &e.name == name)

@@ -206,7 +206,11 @@ impl Canary {
             .collect();
         Ok(Canary {
             max_surge: case.rollout.max_surge.clone().unwrap_or_else(default_25),
-            max_unavailable: case.rollout.max_unavailable.clone().unwrap_or_else(default_25),
+            max_unavailable: case
+                .rollout
+                .max_unavailable
+                .clone()
+                .unwrap_or_else(default_25),
             stable_hash: case.status.stable_hash.clone().unwrap_or_default(),
             current_pod_hash: case.status.current_pod_hash.clone().unwrap_or_default(),
             steps,
@@ -466,23 +470,25 @@ fn fenceposts(input: &Value) -> Res<Map<String, Value>> {
     let surge = int_or_percent(input, "max_surge")?.unwrap_or(IntOrPercent::Int(0));
     let unavailable = int_or_percent(input, "max_unavailable")?.unwrap_or(IntOrPercent::Int(0));
     let replicas = req_i32(input, REPLICAS)?;
-    Ok(match replicas::resolve_fenceposts(&surge, &unavailable, replicas) {
-        Ok((s, u)) => actual([
-            ("surge", json!(s)),
-            ("unavailable", json!(u)),
-            ("max_surge", json!(s)),
-            ("max_unavailable", json!(u)),
-            ("error", Value::Null),
-        ]),
-        // Argo returns zeros along with the error.
-        Err(e) => actual([
-            ("surge", json!(0)),
-            ("unavailable", json!(0)),
-            ("max_surge", json!(0)),
-            ("max_unavailable", json!(0)),
-            ("error", json!(e.to_string())),
-        ]),
-    })
+    Ok(
+        match replicas::resolve_fenceposts(&surge, &unavailable, replicas) {
+            Ok((s, u)) => actual([
+                ("surge", json!(s)),
+                ("unavailable", json!(u)),
+                ("max_surge", json!(s)),
+                ("max_unavailable", json!(u)),
+                ("error", Value::Null),
+            ]),
+            // Argo returns zeros along with the error.
+            Err(e) => actual([
+                ("surge", json!(0)),
+                ("unavailable", json!(0)),
+                ("max_surge", json!(0)),
+                ("max_unavailable", json!(0)),
+                ("error", json!(e.to_string())),
+            ]),
+        },
+    )
 }
 
 #[derive(Clone, Copy)]
@@ -521,10 +527,17 @@ fn budget(input: &Value, which: Budget) -> Res<Map<String, Value>> {
 fn bluegreen(input: &Value) -> Res<Map<String, Value>> {
     let status = get(input, &["status"]).unwrap_or(input);
     let spec = get(input, &["rollout", "spec"]).unwrap_or(input);
-    let look = |keys: &[&str]| get(status, keys).or_else(|| get(spec, keys)).or_else(|| get(input, keys));
+    let look = |keys: &[&str]| {
+        get(status, keys)
+            .or_else(|| get(spec, keys))
+            .or_else(|| get(input, keys))
+    };
     let str_at = |keys: &[&str]| -> Res<&str> {
         look(keys)
-            .map(|v| v.as_str().ok_or_else(|| format!("{} must be a string", keys[0])))
+            .map(|v| {
+                v.as_str()
+                    .ok_or_else(|| format!("{} must be a string", keys[0]))
+            })
             .transpose()
             .map(Option::unwrap_or_default)
     };
@@ -539,7 +552,10 @@ fn bluegreen(input: &Value) -> Res<Map<String, Value>> {
     };
     let bool_at = |keys: &[&str]| -> Res<bool> {
         look(keys)
-            .map(|v| v.as_bool().ok_or_else(|| format!("{} must be a boolean", keys[0])))
+            .map(|v| {
+                v.as_bool()
+                    .ok_or_else(|| format!("{} must be a boolean", keys[0]))
+            })
             .transpose()
             .map(Option::unwrap_or_default)
     };

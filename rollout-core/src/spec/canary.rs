@@ -103,10 +103,16 @@ impl CanaryStrategy {
     }
 }
 
-/// One canary step. Exactly one kind per step; on the wire a one-key mapping such as
-/// `{"setWeight": 10}` or `{"pause": {"duration": "1m"}}`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(rename_all = "camelCase")]
+/// One canary step. On the wire a mapping such as `{"setWeight": 10}` or
+/// `{"pause": {"duration": "1m"}}`.
+///
+/// Argo's step is a struct of optional fields, so one step may carry several kinds at
+/// once (`setCanaryScale` together with `setHeaderRoute`, for example); it forbids only
+/// combining two of `setWeight`, `pause`, `experiment` and `analysis`. A one-kind step
+/// is its own variant; a step with several kinds is [`CanaryStep::Combined`], whose
+/// parts keep the order they were written in. [`CanaryStep::parts`] and
+/// [`CanaryStep::primary`] give the uniform view the machines use.
+#[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub enum CanaryStep {
     /// Send this share of traffic (or of replicas, without traffic routing) to the canary.
@@ -125,6 +131,8 @@ pub enum CanaryStep {
     Experiment(ExperimentStep),
     /// Run a step plugin.
     Plugin(PluginStep),
+    /// Several kinds in one step (two or more parts, none of them `Combined`).
+    Combined(Vec<CanaryStep>),
 }
 
 /// The wire names of the step kinds, in declaration order.
@@ -140,9 +148,41 @@ pub(crate) const STEP_KINDS: &[&str] = &[
 ];
 
 impl CanaryStep {
-    /// The wire name of this step's kind (`setWeight`, `pause`, ...).
+    /// The one-kind parts of this step: the step itself, or the parts of a combined one.
+    pub fn parts(&self) -> &[CanaryStep] {
+        match self {
+            CanaryStep::Combined(parts) => parts,
+            single => std::slice::from_ref(single),
+        }
+    }
+
+    /// The part that decides when the step is complete, in Argo's order of checks:
+    /// pause, setWeight, experiment, analysis, plugin, setCanaryScale, then the routes.
+    pub fn primary(&self) -> &CanaryStep {
+        fn rank(s: &CanaryStep) -> u8 {
+            match s {
+                CanaryStep::Pause(_) => 0,
+                CanaryStep::SetWeight(_) => 1,
+                CanaryStep::Experiment(_) => 2,
+                CanaryStep::Analysis(_) => 3,
+                CanaryStep::Plugin(_) => 4,
+                CanaryStep::SetCanaryScale(_) => 5,
+                CanaryStep::SetHeaderRoute(_) => 6,
+                CanaryStep::SetMirrorRoute(_) => 7,
+                CanaryStep::Combined(_) => 8,
+            }
+        }
+        self.parts().iter().min_by_key(|p| rank(p)).unwrap_or(self)
+    }
+
+    /// The wire name of this step's kind (`setWeight`, `pause`, ...); for a combined
+    /// step, the kind of its [`primary`](CanaryStep::primary) part.
     pub fn kind(&self) -> &'static str {
         match self {
+            CanaryStep::Combined(_) => match self.primary() {
+                CanaryStep::Combined(_) => "combined",
+                p => p.kind(),
+            },
             CanaryStep::SetWeight(_) => "setWeight",
             CanaryStep::Pause(_) => "pause",
             CanaryStep::SetCanaryScale(_) => "setCanaryScale",
@@ -171,29 +211,67 @@ impl<'de> Visitor<'de> for StepVisitor {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<CanaryStep, A::Error> {
-        let Some(key) = map.next_key::<String>()? else {
+        let mut parts: Vec<CanaryStep> = Vec::with_capacity(1);
+        while let Some(key) = map.next_key::<String>()? {
+            let step = match key.as_str() {
+                "setWeight" => CanaryStep::SetWeight(map.next_value()?),
+                "pause" => CanaryStep::Pause(map.next_value()?),
+                "setCanaryScale" => CanaryStep::SetCanaryScale(map.next_value()?),
+                "setHeaderRoute" => CanaryStep::SetHeaderRoute(map.next_value()?),
+                "setMirrorRoute" => CanaryStep::SetMirrorRoute(map.next_value()?),
+                "analysis" => CanaryStep::Analysis(map.next_value()?),
+                "experiment" => CanaryStep::Experiment(map.next_value()?),
+                "plugin" => CanaryStep::Plugin(map.next_value()?),
+                other => return Err(de::Error::unknown_field(other, STEP_KINDS)),
+            };
+            if parts.iter().any(|p| p.kind() == step.kind()) {
+                return Err(de::Error::custom(format!("duplicate field `{key}`")));
+            }
+            parts.push(step);
+        }
+        let exclusive: Vec<&str> = parts
+            .iter()
+            .map(CanaryStep::kind)
+            .filter(|k| matches!(*k, "setWeight" | "pause" | "experiment" | "analysis"))
+            .collect();
+        if exclusive.len() > 1 {
             return Err(de::Error::custom(format!(
-                "empty step: expected exactly one of {}",
-                STEP_KINDS.join(", ")
-            )));
-        };
-        let step = match key.as_str() {
-            "setWeight" => CanaryStep::SetWeight(map.next_value()?),
-            "pause" => CanaryStep::Pause(map.next_value()?),
-            "setCanaryScale" => CanaryStep::SetCanaryScale(map.next_value()?),
-            "setHeaderRoute" => CanaryStep::SetHeaderRoute(map.next_value()?),
-            "setMirrorRoute" => CanaryStep::SetMirrorRoute(map.next_value()?),
-            "analysis" => CanaryStep::Analysis(map.next_value()?),
-            "experiment" => CanaryStep::Experiment(map.next_value()?),
-            "plugin" => CanaryStep::Plugin(map.next_value()?),
-            other => return Err(de::Error::unknown_field(other, STEP_KINDS)),
-        };
-        if let Some(second) = map.next_key::<String>()? {
-            return Err(de::Error::custom(format!(
-                "a step has exactly one kind, found `{key}` and `{second}`"
+                "a step may hold only one of setWeight, pause, experiment, analysis; found `{}` and `{}`",
+                exclusive[0], exclusive[1]
             )));
         }
-        Ok(step)
+        match parts.len() {
+            0 => Err(de::Error::custom(format!(
+                "empty step: expected one of {}",
+                STEP_KINDS.join(", ")
+            ))),
+            1 => Ok(parts.pop().unwrap_or(CanaryStep::Combined(Vec::new()))),
+            _ => Ok(CanaryStep::Combined(parts)),
+        }
+    }
+}
+
+impl Serialize for CanaryStep {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let parts = self.parts();
+        let mut map = s.serialize_map(Some(parts.len()))?;
+        for part in parts {
+            match part {
+                CanaryStep::SetWeight(v) => map.serialize_entry("setWeight", v)?,
+                CanaryStep::Pause(v) => map.serialize_entry("pause", v)?,
+                CanaryStep::SetCanaryScale(v) => map.serialize_entry("setCanaryScale", v)?,
+                CanaryStep::SetHeaderRoute(v) => map.serialize_entry("setHeaderRoute", v)?,
+                CanaryStep::SetMirrorRoute(v) => map.serialize_entry("setMirrorRoute", v)?,
+                CanaryStep::Analysis(v) => map.serialize_entry("analysis", v)?,
+                CanaryStep::Experiment(v) => map.serialize_entry("experiment", v)?,
+                CanaryStep::Plugin(v) => map.serialize_entry("plugin", v)?,
+                CanaryStep::Combined(_) => {
+                    return Err(serde::ser::Error::custom("a combined step cannot nest"));
+                }
+            }
+        }
+        map.end()
     }
 }
 

@@ -9,8 +9,8 @@ use std::fmt;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum SpecError {
-    /// The text is not well-formed YAML.
-    #[error("yaml syntax error at line {line}, column {column}: {message}")]
+    /// The text is not well-formed YAML (syntax, duplicate keys, bad aliases).
+    #[error("invalid yaml at line {line}, column {column}: {message}")]
     Yaml {
         /// 1-based line of the error (0 when the parser could not tell).
         line: u64,

@@ -11,9 +11,18 @@
 //! SMI, Ambassador, App Mesh, Traefik, APISIX) and plugins, background analysis, and the
 //! [`BlueGreenStrategy`]. Field names on the wire are Argo's (camelCase); Rust names are
 //! their snake_case forms. Values are kept as written where the form matters: `maxSurge:
-//! "25%"` stays a string ([`IntOrPercent`](crate::intstr::IntOrPercent)), `duration: "90"` stays text
-//! ([`PauseDuration`]), plugin configurations stay JSON. Parsing then serializing with
-//! serde_json and parsing again gives an equal value.
+//! "25%"` stays a string ([`IntOrPercent`](crate::intstr::IntOrPercent)), `duration:
+//! "90"` stays text ([`PauseDuration`]), plugin configurations stay JSON. Parsing, then
+//! serializing with serde_json and parsing again gives an equal value.
+//!
+//! A [`CanaryStep`] holds exactly one kind. Argo itself only forbids combining
+//! `setWeight`, `pause`, `experiment` and `analysis` in one step, and some of its examples
+//! put `setCanaryScale` and `setHeaderRoute` (and a `pause`) in a single step; such steps
+//! cannot be represented here and are rejected with a parse error naming the step.
+//!
+//! [`Rollout::from_yaml`] reads one document; [`rollout_documents`] and
+//! [`rollouts_from_yaml_documents`] read a multi-document manifest, keep its `Rollout`
+//! documents and skip the other kinds.
 //!
 //! # Unknown fields
 //!
@@ -46,7 +55,9 @@
 //! fields such as managed routes, services required by traffic routing) and returns
 //! *all* violations as [`ValidationErrors`], each with the same kind of path:
 //! `spec.strategy.canary.steps[3].setWeight: must be 0..=100`. A rollout that parses
-//! and validates is one Argo would accept and run.
+//! and validates passes Argo's own validation. The pod spec inside the template is
+//! checked only as far as the rollout depends on it (at least one container, labels
+//! matching the selector); the rest is the API server's business.
 
 mod analysis;
 mod bluegreen;
@@ -197,7 +208,8 @@ pub struct RolloutDocument {
 /// Returns one entry per document whose `kind` is `Rollout`, in order; documents of other
 /// kinds (Services, Ingresses, AnalysisTemplates, ...) and empty documents are skipped.
 /// A document that is not valid YAML cannot be classified and is returned as an error
-/// too. Each entry carries the document's index and first line.
+/// too, and so is a `Rollout` of another API group (it fails the `apiVersion` check).
+/// Each entry carries the document's index and first line.
 pub fn rollout_documents(text: &str) -> Vec<RolloutDocument> {
     let mut out = Vec::new();
     let mut index = 0usize;

@@ -579,7 +579,27 @@ fn step_with_two_kinds() {
     assert_parse_path(
         with_steps(base(), json!([{"setWeight": 10, "pause": {}}])),
         "spec.strategy.canary.steps[0]",
-        "a step has exactly one kind, found `pause` and `setWeight`",
+        "a step may hold only one of setWeight, pause, experiment, analysis; found `pause` and `setWeight`",
+    );
+}
+
+#[test]
+fn combined_step_round_trips() {
+    let step: CanaryStep = serde_json::from_value(json!({
+        "setCanaryScale": {"replicas": 2},
+        "setHeaderRoute": {"name": "h", "match": [{"headerName": "x", "headerValue": {"exact": "1"}}]}
+    }))
+    .expect("combined step parses");
+    assert_eq!(step.parts().len(), 2);
+    assert!(matches!(step.primary(), CanaryStep::SetCanaryScale(_)));
+    assert_eq!(step.kind(), "setCanaryScale");
+    let back: CanaryStep = serde_json::from_value(serde_json::to_value(&step).unwrap()).unwrap();
+    assert_eq!(back, step);
+    let dup = serde_json::from_str::<CanaryStep>(r#"{"setWeight": 1, "setWeight": 2}"#);
+    assert!(
+        dup.unwrap_err()
+            .to_string()
+            .contains("duplicate field `setWeight`")
     );
 }
 
@@ -711,10 +731,7 @@ fn yaml_syntax_error_has_a_position() {
         }
         other => panic!("{other:?}"),
     }
-    assert!(
-        e.to_string().starts_with("yaml syntax error at line 3"),
-        "{e}"
-    );
+    assert!(e.to_string().starts_with("invalid yaml at line 3"), "{e}");
 }
 
 // ---------------------------------------------------------------------------------------

@@ -453,6 +453,11 @@ fn canary_step(
     max_weight: i32,
 ) {
     match step {
+        CanaryStep::Combined(parts) => {
+            for part in parts {
+                canary_step(v, sp, part, routers, max_weight);
+            }
+        }
         CanaryStep::SetWeight(w) => in_range(v, &format!("{sp}.setWeight"), *w, 0, max_weight),
         CanaryStep::Pause(pause) => {
             if let Some(d) = &pause.duration {

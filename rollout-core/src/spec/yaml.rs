@@ -132,7 +132,7 @@ fn yaml_error(e: &serde_saphyr::Error, line_offset: usize) -> SpecError {
     SpecError::Yaml {
         line,
         column,
-        message: strip_location(&e.without_snippet().to_string()),
+        message: strip_location(&e.render_with_formatter(&serde_saphyr::UserMessageFormatter)),
     }
 }
 

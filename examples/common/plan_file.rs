@@ -1,0 +1,65 @@
+//! Plans every `Rollout` of a (multi-document) YAML text; shared by the `plan` example
+//! and the examples' tests.
+
+use std::fmt::Write as _;
+
+use rollout_core::plan::{Plan, plan};
+use rollout_core::spec::rollout_documents;
+
+/// What planning one file gave.
+#[derive(Debug)]
+pub(crate) struct FileReport {
+    /// The plan of each Rollout document that could be planned, with its document index.
+    pub(crate) plans: Vec<(usize, Plan)>,
+    /// One message per Rollout document that could not be read or planned.
+    pub(crate) errors: Vec<String>,
+    /// Everything to print on standard output: the tables, in document order.
+    pub(crate) output: String,
+}
+
+impl FileReport {
+    /// Whether every Rollout document was planned, and there was at least one.
+    pub(crate) fn ok(&self) -> bool {
+        self.errors.is_empty() && !self.plans.is_empty()
+    }
+}
+
+/// Plans every `Rollout` document of `text`; `source` names the file in messages.
+/// Documents of other kinds (Services, AnalysisTemplates, ...) are skipped.
+pub(crate) fn plan_text(source: &str, text: &str) -> FileReport {
+    let docs = rollout_documents(text);
+    let mut report = FileReport {
+        plans: Vec::new(),
+        errors: Vec::new(),
+        output: String::new(),
+    };
+    if docs.is_empty() {
+        report
+            .errors
+            .push(format!("{source}: no Rollout document (kind: Rollout) found"));
+        return report;
+    }
+    let many = docs.len() > 1;
+    for doc in docs {
+        let place = format!("{source}: document {} (line {})", doc.index + 1, doc.line);
+        let rollout = match doc.result {
+            Ok(r) => r,
+            Err(e) => {
+                report.errors.push(format!("{place}: cannot read the Rollout: {e}"));
+                continue;
+            }
+        };
+        let name = rollout.metadata.name.as_deref().unwrap_or("(unnamed)");
+        match plan(&rollout) {
+            Ok(p) => {
+                if many || !report.output.is_empty() {
+                    let _ = writeln!(report.output, "# {place}");
+                }
+                let _ = writeln!(report.output, "{p}");
+                report.plans.push((doc.index, p));
+            }
+            Err(e) => report.errors.push(format!("{place}: Rollout {name}: {e}")),
+        }
+    }
+    report
+}
