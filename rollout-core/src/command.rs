@@ -305,3 +305,169 @@ pub fn set_image(
     }
     Ok(changed)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::status::{PauseCondition, RolloutAnalysisRunStatus};
+
+    fn rollout(steps: &str) -> Rollout {
+        Rollout::from_yaml(&format!(
+            "apiVersion: argoproj.io/v1alpha1
+kind: Rollout
+metadata: {{name: web}}
+spec:
+  selector: {{matchLabels: {{app: web}}}}
+  template:
+    metadata: {{labels: {{app: web}}}}
+    spec:
+      initContainers: [{{name: init, image: 'init:1'}}]
+      containers: [{{name: web, image: 'web:1'}}, {{name: side, image: 'side:1'}}]
+  strategy:
+    canary:
+      steps: {steps}
+"
+        ))
+        .unwrap()
+    }
+
+    #[test]
+    fn promote_unpauses_then_clears_pauses_or_bumps_the_step() {
+        let mut ro = rollout("[{setWeight: 10}, {pause: {}}, {setWeight: 50}]");
+        ro.spec.paused = true;
+        let mut st = RolloutStatus {
+            current_step_index: Some(1),
+            pause_conditions: vec![PauseCondition {
+                reason: PauseReason::CanaryPauseStep,
+                start_time: Timestamp::EPOCH,
+            }],
+            controller_pause: true,
+            ..RolloutStatus::default()
+        };
+        let p = promote(&ro, &st);
+        assert_eq!(
+            p.spec_merge_patch(),
+            Some(json!({"spec": {"paused": false}}))
+        );
+        assert_eq!(
+            p.status_merge_patch(),
+            Some(json!({"status": {"pauseConditions": null}}))
+        );
+        p.apply(&mut ro, &mut st);
+        assert!(!ro.spec.paused && st.pause_conditions.is_empty());
+        // No pause left: promote moves to the next step, never past the last one.
+        let p = promote(&ro, &st);
+        assert_eq!(
+            p.status_merge_patch(),
+            Some(json!({"status": {"currentStepIndex": 2}}))
+        );
+        st.current_step_index = Some(3);
+        assert!(promote(&ro, &st).is_noop());
+    }
+
+    #[test]
+    fn promote_past_an_inconclusive_analysis_step() {
+        let ro = rollout("[{analysis: {templates: [{templateName: t}]}}, {setWeight: 50}]");
+        let st = RolloutStatus {
+            current_step_index: Some(0),
+            pause_conditions: vec![PauseCondition {
+                reason: PauseReason::InconclusiveAnalysisRun,
+                start_time: Timestamp::EPOCH,
+            }],
+            controller_pause: true,
+            canary: crate::status::CanaryStatus {
+                current_step_analysis_run_status: Some(RolloutAnalysisRunStatus {
+                    name: "r".into(),
+                    status: AnalysisPhase::Inconclusive,
+                    message: String::new(),
+                }),
+                ..Default::default()
+            },
+            ..RolloutStatus::default()
+        };
+        let p = promote(&ro, &st);
+        assert_eq!(
+            p.status_merge_patch(),
+            Some(
+                json!({"status": {"pauseConditions": null, "controllerPause": false, "currentStepIndex": 1}})
+            )
+        );
+    }
+
+    #[test]
+    fn promote_full_abort_retry_skip() {
+        let ro = rollout("[{setWeight: 10}, {setWeight: 50}]");
+        let mut st = RolloutStatus {
+            current_pod_hash: "b".into(),
+            stable_rs: "a".into(),
+            ..RolloutStatus::default()
+        };
+        assert_eq!(promote_full(&ro, &st).promote_full, Some(true));
+        st.stable_rs = "b".into();
+        assert!(promote_full(&ro, &st).is_noop(), "nothing to promote");
+        assert_eq!(
+            abort(&st).status_merge_patch(),
+            Some(json!({"status": {"abort": true}}))
+        );
+        st.abort = true;
+        assert!(abort(&st).is_noop());
+        assert_eq!(
+            retry(&st).status_merge_patch(),
+            Some(json!({"status": {"abort": false}}))
+        );
+        assert_eq!(
+            skip_current_step(&ro, &st).unwrap().current_step_index,
+            Some(1)
+        );
+        assert_eq!(
+            skip_all_steps(&ro, &st).unwrap().current_step_index,
+            Some(2)
+        );
+        let mut bg = ro.clone();
+        bg.spec.strategy.canary.as_mut().unwrap().steps.clear();
+        assert!(matches!(
+            skip_current_step(&bg, &st),
+            Err(CommandError::NoCanarySteps {
+                command: "skip-current-step",
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn pause_resume_restart() {
+        let mut ro = rollout("[{setWeight: 10}]");
+        let mut st = RolloutStatus::default();
+        pause(&ro).apply(&mut ro, &mut st);
+        assert!(ro.spec.paused);
+        assert!(pause(&ro).is_noop());
+        resume(&ro).apply(&mut ro, &mut st);
+        assert!(!ro.spec.paused);
+        let p = restart(Timestamp::from_secs(1_800_000_000), 10);
+        assert_eq!(
+            p.spec_merge_patch(),
+            Some(json!({"spec": {"restartAt": "2027-01-15T08:00:10Z"}}))
+        );
+    }
+
+    #[test]
+    fn set_image_by_name_or_star() {
+        let mut ro = rollout("[{setWeight: 10}]");
+        assert_eq!(set_image(&mut ro, "web", "web:2").unwrap(), 1);
+        assert_eq!(
+            set_image(&mut ro, "web", "web:2").unwrap(),
+            0,
+            "already set"
+        );
+        assert_eq!(set_image(&mut ro, "*", "all:3").unwrap(), 3);
+        assert!(matches!(
+            set_image(&mut ro, "nope", "x"),
+            Err(CommandError::ContainerNotFound { .. })
+        ));
+        ro.spec.template = None;
+        assert!(matches!(
+            set_image(&mut ro, "web", "x"),
+            Err(CommandError::NoTemplate { .. })
+        ));
+    }
+}
