@@ -8,6 +8,7 @@
 //! a fleet of paused or healthy rollouts does mostly such passes.
 
 #[path = "../common/scenario.rs"]
+#[allow(dead_code)]
 mod scenario;
 
 use std::alloc::System;
@@ -22,7 +23,11 @@ fn count<T>(f: impl FnOnce() -> T) -> (usize, usize, T) {
     let region = Region::new(GLOBAL);
     let out = f();
     let stats = region.change();
-    (stats.allocations + stats.reallocations, stats.bytes_allocated, out)
+    (
+        stats.allocations + stats.reallocations,
+        stats.bytes_allocated,
+        out,
+    )
 }
 
 fn main() {
@@ -34,9 +39,7 @@ fn main() {
         // Warm up lazily initialised statics first.
         let _ = scenario::decide(h, h.now);
         let (allocs, bytes, noop) = count(|| scenario::decide(h, h.now).is_noop());
-        println!(
-            "no-op reconcile ({label}): {allocs} allocations, {bytes} bytes (no-op: {noop})"
-        );
+        println!("no-op reconcile ({label}): {allocs} allocations, {bytes} bytes (no-op: {noop})");
     }
     let end_of_pause = paused.now.add_secs(60);
     let (allocs, bytes, changed) = count(|| {

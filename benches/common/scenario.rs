@@ -65,7 +65,11 @@ spec:
 /// The first revision deployed and Healthy, with the template now hashing to [`V2`].
 pub(crate) fn deployed() -> Harness {
     let mut h = Harness::new(rollout(), V1, SimCluster::new(POD_READY_SECONDS), T0);
-    h.run(&mut AlwaysSucceeds { after_seconds: 0 }, T0.add_secs(3600), |_, _| {});
+    h.run(
+        &mut AlwaysSucceeds { after_seconds: 0 },
+        T0.add_secs(3600),
+        |_, _| {},
+    );
     assert_eq!(h.status.phase, Some(RolloutPhase::Healthy));
     assert_eq!(h.status.stable_rs, V1);
     h.now = h.now.add_secs(600);
@@ -91,7 +95,10 @@ pub(crate) fn paused_at_step_2() -> Harness {
             h.now = t;
         }
     }
-    panic!("the update never reached the pause of step 2: {:?}", h.status);
+    panic!(
+        "the update never reached the pause of step 2: {:?}",
+        h.status
+    );
 }
 
 /// One reconcile of the harness's state at `now`, without executing anything.

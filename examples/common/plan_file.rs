@@ -34,9 +34,9 @@ pub(crate) fn plan_text(source: &str, text: &str) -> FileReport {
         output: String::new(),
     };
     if docs.is_empty() {
-        report
-            .errors
-            .push(format!("{source}: no Rollout document (kind: Rollout) found"));
+        report.errors.push(format!(
+            "{source}: no Rollout document (kind: Rollout) found"
+        ));
         return report;
     }
     let many = docs.len() > 1;
@@ -45,7 +45,9 @@ pub(crate) fn plan_text(source: &str, text: &str) -> FileReport {
         let rollout = match doc.result {
             Ok(r) => r,
             Err(e) => {
-                report.errors.push(format!("{place}: cannot read the Rollout: {e}"));
+                report
+                    .errors
+                    .push(format!("{place}: cannot read the Rollout: {e}"));
                 continue;
             }
         };

@@ -443,9 +443,17 @@ pub(crate) fn run() -> Result<Quickstart, Error> {
     let hash = template_hash(&rollout)?;
     let mut h = Harness::new(rollout, &hash, SimCluster::new(POD_READY_SECONDS), T0);
     // The first revision has no stable to compare with: Argo skips the steps.
-    h.run(&mut AlwaysSucceeds { after_seconds: 0 }, T0.add_secs(3600), |_, _| {});
+    h.run(
+        &mut AlwaysSucceeds { after_seconds: 0 },
+        T0.add_secs(3600),
+        |_, _| {},
+    );
     if h.status.phase != Some(RolloutPhase::Healthy) {
-        return Err(format!("the initial deploy did not become Healthy: {:?}", h.status.phase).into());
+        return Err(format!(
+            "the initial deploy did not become Healthy: {:?}",
+            h.status.phase
+        )
+        .into());
     }
     let initial_healthy_after = h.now.millis_since(T0) / 1000;
     // Some time passes before the next release.
@@ -471,7 +479,11 @@ fn tag(image: &str) -> &str {
 
 /// An event's message; only its reason when the phase column already says it.
 fn event_text(e: &Event, phase: &str) -> String {
-    let warning = if e.type_ == EventType::Warning { "WARNING " } else { "" };
+    let warning = if e.type_ == EventType::Warning {
+        "WARNING "
+    } else {
+        ""
+    };
     if phase.contains(e.message.as_str()) {
         format!("{warning}{}", e.reason)
     } else {
@@ -542,8 +554,23 @@ fn render_update(out: &mut String, number: usize, u: &Update) {
                 // A pass that changed only status bookkeeping (counters, condition
                 // timestamps) looks like the one before it: not shown.
                 let same = previous.is_some_and(|q| {
-                    (&q.step, q.set_weight, q.actual_weight, q.stable, q.canary, &q.analysis, &q.phase)
-                        == (&p.step, p.set_weight, p.actual_weight, p.stable, p.canary, &p.analysis, &p.phase)
+                    (
+                        &q.step,
+                        q.set_weight,
+                        q.actual_weight,
+                        q.stable,
+                        q.canary,
+                        &q.analysis,
+                        &q.phase,
+                    ) == (
+                        &p.step,
+                        p.set_weight,
+                        p.actual_weight,
+                        p.stable,
+                        p.canary,
+                        &p.analysis,
+                        &p.phase,
+                    )
                 });
                 if same && p.events.is_empty() {
                     continue;
@@ -598,7 +625,11 @@ fn render_update(out: &mut String, number: usize, u: &Update) {
         if u.status.stable_rs == u.canary_hash {
             format!("web-{} ({}, promoted)", u.canary_hash, tag(u.release.image))
         } else {
-            format!("web-{} ({}, kept)", u.status.stable_rs, tag(&u.stable_image))
+            format!(
+                "web-{} ({}, kept)",
+                u.status.stable_rs,
+                tag(&u.stable_image)
+            )
         }
     );
 }

@@ -56,7 +56,10 @@ fn quickstart_promotes_the_good_release_and_aborts_the_bad_one() {
             .iter()
             .any(|p| p.step.starts_with("2/5") && p.canary == (1, 1) && p.stable == (9, 9))
     );
-    let paused = passes.iter().find(|p| p.phase.starts_with("Paused")).unwrap();
+    let paused = passes
+        .iter()
+        .find(|p| p.phase.starts_with("Paused"))
+        .unwrap();
     let resumed = passes.iter().find(|p| p.step.starts_with("3/5")).unwrap();
     assert_eq!(resumed.at.millis_since(paused.at), 180_000);
 
@@ -144,7 +147,11 @@ fn plan_of_the_sample_manifest() {
         ]
     );
     let table: Vec<&str> = report.output.lines().collect();
-    assert!(table.iter().any(|l| l.starts_with("STEP  ACTION")), "{}", report.output);
+    assert!(
+        table.iter().any(|l| l.starts_with("STEP  ACTION")),
+        "{}",
+        report.output
+    );
     assert!(
         table
             .iter()
@@ -195,7 +202,11 @@ fn plan_reports_field_paths_and_keeps_going() {
     assert!(!report.ok());
     assert_eq!(report.plans.len(), 1);
     assert_eq!(report.plans[0].1.name.as_deref(), Some("ok"));
-    assert!(report.output.contains("# many.yaml: document 1"), "{}", report.output);
+    assert!(
+        report.output.contains("# many.yaml: document 1"),
+        "{}",
+        report.output
+    );
     assert_eq!(report.errors.len(), 3, "{:#?}", report.errors);
     assert!(
         report.errors[0].contains("Rollout bad-weight")
@@ -256,5 +267,8 @@ fn plan_never_panics_on_the_argo_corpus() {
             }
         }
     }
-    assert!(files == 0 || planned > 0, "no corpus rollout could be planned");
+    assert!(
+        files == 0 || planned > 0,
+        "no corpus rollout could be planned"
+    );
 }
