@@ -10,9 +10,8 @@ if ! command -v cargo >/dev/null 2>&1; then
   exit 1
 fi
 
-# Unit, integration, property, example and bench-smoke tests of every crate.
+# Unit, integration, property, corpus, conformance (one summary line per vector file),
+# example and bench-smoke tests of every crate.
 cargo test --workspace --all-targets --locked
 # Documentation examples.
 cargo test --workspace --doc --locked
-# The conformance summary, one line per vector file (the test above already enforces it).
-cargo test -p rollout-conformance --test vectors --locked -- --nocapture 2>&1 | grep '^conformance ' || true

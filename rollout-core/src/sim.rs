@@ -100,6 +100,7 @@ impl SimCluster {
                 None
             },
             services: &self.services,
+            steps_hash: None,
         }
     }
 

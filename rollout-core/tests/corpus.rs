@@ -67,11 +67,12 @@ const REJECTED: &[Rejected] = &[
     // of the canary strategy (the CRD has no such step; the API server would prune it and
     // leave an empty step). The page also has placeholders (`scaleDown:
     // never|onsuccess|progressively`, a made-up status); the unit test
-    // `specification_page_fields_are_modelled` parses it with those fixed.
+    // `specification_page_fields_are_modelled` parses it with those fixed. Fields are read
+    // in document order, so the placeholder, which comes first, is what is reported.
     rejected(
         "docs__features__specification__0.yaml",
         0,
-        "spec.strategy.canary.steps[6].replicaProgressThreshold: unknown field",
+        "spec.workloadRef.scaleDown: unknown variant `never|onsuccess|progressively`",
     ),
     // ALB snippet showing `ingress` and `ingresses` side by side as alternatives.
     rejected(

@@ -579,7 +579,7 @@ fn step_with_two_kinds() {
     assert_parse_path(
         with_steps(base(), json!([{"setWeight": 10, "pause": {}}])),
         "spec.strategy.canary.steps[0]",
-        "a step may hold only one of setWeight, pause, experiment, analysis; found `pause` and `setWeight`",
+        "a step may hold only one of setWeight, pause, experiment, analysis; found `setWeight` and `pause`",
     );
 }
 
