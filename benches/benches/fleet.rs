@@ -29,7 +29,8 @@ use std::collections::BinaryHeap;
 use std::time::{Duration, Instant};
 
 use criterion::{BatchSize, Criterion, SamplingMode, Throughput};
-use rollout_core::canary::{Decision, reconcile};
+use rollout_core::canary::{Decision, reconcile, steps_hash};
+use rollout_core::hash::HashStr;
 use rollout_core::sim::SimCluster;
 use rollout_core::spec::Rollout;
 use rollout_core::status::{AnalysisPhase, RolloutPhase, RolloutStatus};
@@ -106,12 +107,14 @@ fn next_instant(m: &Member, now: Timestamp) -> Option<Timestamp> {
 }
 
 /// One visit: passes at `now` until one changes nothing. Returns the decisions made.
-fn visit(rollout: &Rollout, m: &mut Member, now: Timestamp) -> u64 {
+fn visit(rollout: &Rollout, hash: HashStr, m: &mut Member, now: Timestamp) -> u64 {
     let mut decisions = 0;
     for _ in 0..MAX_PASSES_PER_VISIT {
         m.cluster.advance(now);
         run_analysis(&mut m.cluster, now);
-        let observed = m.cluster.observed(scenario::V2);
+        let mut observed = m.cluster.observed(scenario::V2);
+        // A controller keeps the step hash per spec generation; the fleet shares one spec.
+        observed.steps_hash = Some(hash);
         let decision = reconcile(rollout, &m.status, &observed, now);
         decisions += 1;
         m.requeue_at = decision.requeue_at;
@@ -135,6 +138,14 @@ fn visit(rollout: &Rollout, m: &mut Member, now: Timestamp) -> u64 {
 
 /// Drives every member to the end of its update.
 fn run_fleet(rollout: &Rollout, members: &mut [Member], start: Timestamp) -> FleetStats {
+    let steps_hash = steps_hash(
+        rollout
+            .spec
+            .strategy
+            .canary
+            .as_ref()
+            .map_or(&[][..], |c| &c.steps[..]),
+    );
     let mut stats = FleetStats::default();
     let mut queue: BinaryHeap<Reverse<(Timestamp, u32)>> = (0..members.len())
         .filter_map(|i| u32::try_from(i).ok())
@@ -143,7 +154,7 @@ fn run_fleet(rollout: &Rollout, members: &mut [Member], start: Timestamp) -> Fle
     let mut last = start;
     while let Some(Reverse((now, i))) = queue.pop() {
         let m = &mut members[i as usize];
-        stats.decisions += visit(rollout, m, now);
+        stats.decisions += visit(rollout, steps_hash, m, now);
         stats.visits += 1;
         last = last.max(now);
         if let Some(t) = next_instant(m, now) {

@@ -495,14 +495,14 @@ impl<'r, 'a, 'o> Pass<'r, 'a, 'o> {
         self.sync_retry();
         self.sync_runs(&ctx);
 
+        // Traffic before pods, as Argo orders it: the weight never points at pods that
+        // this pass removes, and only grows once the pods for it are available.
+        self.sync_traffic(&ctx);
+        self.sync_services(&ctx);
         let scaled = self.scale(&ctx);
         self.sync_counts(&ctx);
-        if !scaled {
-            self.sync_traffic(&ctx);
-            self.sync_services(&ctx);
-            if !self.try_full_promotion(&ctx) {
-                self.advance_step(&ctx);
-            }
+        if !scaled && !self.try_full_promotion(&ctx) {
+            self.advance_step(&ctx);
         }
         self.sync_progress(&ctx);
         self.update_phase(Some(&ctx));
@@ -1113,7 +1113,7 @@ impl<'r, 'a, 'o> Pass<'r, 'a, 'o> {
             max_traffic_weight: ctx.max_weight,
             dynamic_stable_scale: ctx.cs.dynamic_stable_scale,
             min_pods_per_replica_set: ctx.cs.min_pods_per_replica_set,
-            abort_scale_down_delay_seconds: ctx.cs.abort_scale_down_delay_seconds,
+            abort_scale_down_delay_seconds: abort_delay_for_step_down(ctx.cs),
             current_step_index: self.st.current_step_index,
             stable_hash: &self.st.stable_rs,
             current_pod_hash: self.current_hash(),
@@ -1127,7 +1127,21 @@ impl<'r, 'a, 'o> Pass<'r, 'a, 'o> {
             other_rss: others.as_slice(),
             current_traffic_weights: weights,
         };
-        replicas::canary_replica_counts(&input).ok()
+        let mut counts = replicas::canary_replica_counts(&input).ok()?;
+        // Abort with dynamicStableScale: once the stable is fully available and no traffic
+        // reaches the canary, the canary goes (see `desired_weight`; Argo's step-down walk
+        // never ends while minPodsPerReplicaSet keeps canary pods available).
+        if self.st.abort
+            && ctx.traffic_routing
+            && ctx.cs.dynamic_stable_scale
+            && input
+                .stable_rs
+                .is_some_and(|s| s.available_replicas >= ctx.replicas)
+            && weights.is_none_or(|(canary, _)| canary == 0)
+        {
+            counts.canary = 0;
+        }
+        Some(counts)
     }
 
     /// Counts of ReplicaSets that are neither the new nor the stable one, on the stack
@@ -1193,10 +1207,11 @@ impl<'r, 'a, 'o> Pass<'r, 'a, 'o> {
                     && ctx.traffic_routing
                     && counts.canary < new_rs.spec_replicas
                     && self.abort_delay(ctx).is_some();
+                let target = counts.canary.max(self.pods_for_routed_weight(ctx, new_rs));
                 if delayed_abort {
                     scaled |= self.scale_down_after_abort_delay(ctx, new_rs, counts.canary);
-                } else {
-                    self.scale_rs(new_rs, counts.canary);
+                } else if target != new_rs.spec_replicas {
+                    self.scale_rs(new_rs, target);
                     scaled = true;
                 }
             }
@@ -1220,6 +1235,28 @@ impl<'r, 'a, 'o> Pass<'r, 'a, 'o> {
             scaled |= self.drain_old_basic(ctx);
         }
         scaled
+    }
+
+    /// With traffic routing, while the weight has to come down but the router still
+    /// holds the higher one, the canary keeps the pods that weight needs (never more than
+    /// it has): pods leave only after the traffic has.
+    fn pods_for_routed_weight(&self, ctx: &Ctx<'_>, canary: &ReplicaSetState) -> i32 {
+        if !ctx.traffic_routing || !self.in_update() {
+            return 0;
+        }
+        let Some(w) = self.st.canary.weights.as_ref() else {
+            return 0;
+        };
+        if w.canary.pod_template_hash != canary.pod_template_hash || w.canary.weight <= 0 {
+            return 0;
+        }
+        // Only while traffic still has to leave (a write this pass could not make yet);
+        // a `setCanaryScale` below the weight is the user's choice and goes through.
+        if self.desired_weight(ctx) >= w.canary.weight {
+            return 0;
+        }
+        replicas::traffic_weight_to_replicas(ctx.replicas, w.canary.weight, ctx.max_weight)
+            .min(canary.spec_replicas)
     }
 
     fn abort_delay(&self, ctx: &Ctx<'_>) -> Option<i32> {
@@ -1366,6 +1403,12 @@ impl<'r, 'a, 'o> Pass<'r, 'a, 'o> {
         if self.st.abort {
             if ctx.cs.dynamic_stable_scale {
                 let stable_avail = self.stable_rs().map_or(0, |s| s.available_replicas);
+                // Once the stable can take all traffic, it gets all of it. (Argo keeps
+                // stepping through setWeight values while the canary still has available
+                // pods, which `minPodsPerReplicaSet` keeps forever: the abort never ends.)
+                if stable_avail >= ctx.replicas {
+                    return 0;
+                }
                 let canary_avail = new_available;
                 return replicas::desired_weight_on_abort(
                     ctx.steps,
@@ -1373,7 +1416,7 @@ impl<'r, 'a, 'o> Pass<'r, 'a, 'o> {
                     max,
                     stable_avail,
                     canary_avail,
-                    ctx.cs.abort_scale_down_delay_seconds,
+                    abort_delay_for_step_down(ctx.cs),
                 );
             }
             return 0;
@@ -1394,18 +1437,28 @@ impl<'r, 'a, 'o> Pass<'r, 'a, 'o> {
         if index >= ctx.step_count {
             return max;
         }
-        // The current setWeight once the ReplicaSets are at their counts, else the previous.
+        // The setWeight in force up to a step index (exclusive).
+        let weight_before = |upto: i32| {
+            ctx.steps
+                .iter()
+                .take(usize::try_from(upto).unwrap_or(0))
+                .filter_map(StepView::set_weight)
+                .next_back()
+                .unwrap_or(0)
+                .clamp(0, max)
+        };
+        let previous = weight_before(index);
+        let current = weight_before(index + 1);
+        // A higher weight waits until the ReplicaSets are at their counts (Argo). A lower
+        // one applies at once, so traffic leaves the canary before its pods do (Argo
+        // waits for the counts here too, which briefly routes to removed pods).
+        if current <= previous {
+            return current;
+        }
         let at_desired = self
             .desired_counts(ctx)
             .is_some_and(|c| self.counts_reached(ctx, c));
-        let upto = if at_desired { index + 1 } else { index };
-        ctx.steps
-            .iter()
-            .take(usize::try_from(upto).unwrap_or(0))
-            .filter_map(StepView::set_weight)
-            .next_back()
-            .unwrap_or(0)
-            .clamp(0, max)
+        if at_desired { current } else { previous }
     }
 
     fn counts_reached(&self, ctx: &Ctx<'_>, c: replicas::ReplicaCounts) -> bool {
@@ -1673,16 +1726,21 @@ impl<'r, 'a, 'o> Pass<'r, 'a, 'o> {
             return;
         };
         let complete = match step {
-            CanaryStep::SetWeight(w) => {
+            CanaryStep::SetWeight(_) => {
+                // As in Argo: the counts are reached and the router did not report the
+                // weight unverified. (The weight itself was written earlier in this pass;
+                // it stays 0 while the canary has no available pod, e.g. under a
+                // `setCanaryScale` of 0, which must not block the step.)
                 let at_counts = self
                     .desired_counts(ctx)
                     .is_some_and(|c| self.counts_reached(ctx, c));
-                let routed = !ctx.traffic_routing
-                    || self.st.canary.weights.as_ref().is_some_and(|tw| {
-                        tw.canary.weight == (*w).clamp(0, ctx.max_weight)
-                            && tw.verified != Some(false)
-                    });
-                at_counts && routed
+                let verified = self
+                    .st
+                    .canary
+                    .weights
+                    .as_ref()
+                    .is_none_or(|tw| tw.verified != Some(false));
+                at_counts && verified
             }
             CanaryStep::SetCanaryScale(_) => self
                 .desired_counts(ctx)
@@ -2020,6 +2078,20 @@ fn progress_threshold(cs: &CanaryStrategy) -> Option<ProgressThreshold> {
             ProgressThresholdType::Pods => ProgressThreshold::Pods(t.value),
             _ => ProgressThreshold::Percent(t.value),
         })
+}
+
+/// The `abortScaleDownDelaySeconds` the replica arithmetic sees. Argo's dynamic abort
+/// walks down the setWeight values while the canary still has available pods; with
+/// `minPodsPerReplicaSet` it always has, so the walk never reaches 0. Its fix for
+/// argoproj/argo-rollouts#4898 (compare against the missing stable pods only) is chosen
+/// by an explicit positive delay; this machine takes that variant whenever
+/// `minPodsPerReplicaSet` is set. Unset and a positive delay size the canary alike
+/// otherwise, and the machine's own scale-down deadline still reads the spec value.
+fn abort_delay_for_step_down(cs: &CanaryStrategy) -> Option<i32> {
+    match cs.abort_scale_down_delay_seconds {
+        None if cs.min_pods_per_replica_set.is_some() => Some(DEFAULT_SCALE_DOWN_DELAY_SECONDS),
+        other => other,
+    }
 }
 
 fn has_managed_routes(cs: &CanaryStrategy) -> bool {

@@ -465,6 +465,7 @@ mod properties {
     #[derive(Debug, Clone)]
     enum StepSpec {
         Weight(i32),
+        CanaryScale(i32),
         Pause(Option<u16>),
         Analysis,
     }
@@ -496,6 +497,8 @@ mod properties {
         broken: bool,
         verdicts: Vec<Verdict>,
         commands: Vec<(i64, Cmd)>,
+        abort_delay: Option<i32>,
+        min_pods: Option<i32>,
     }
 
     fn int_or_percent() -> impl Strategy<Value = Option<String>> {
@@ -509,6 +512,7 @@ mod properties {
     fn scenario() -> impl Strategy<Value = Scenario> {
         let step = prop_oneof![
             3 => (0..=100i32).prop_map(StepSpec::Weight),
+            1 => (0..6i32).prop_map(StepSpec::CanaryScale),
             1 => prop::option::of(0..400u16).prop_map(StepSpec::Pause),
             1 => Just(StepSpec::Analysis),
         ];
@@ -534,6 +538,10 @@ mod properties {
             prop::bool::weighted(0.15),
             prop::collection::vec(verdict, 8),
             prop::collection::vec((0..2000i64, cmd), 0..4),
+            (
+                prop::option::of(prop_oneof![Just(0), Just(10)]),
+                prop::option::of(1..3i32),
+            ),
         )
             .prop_map(
                 |(
@@ -547,6 +555,7 @@ mod properties {
                     broken,
                     verdicts,
                     commands,
+                    (abort_delay, min_pods),
                 )| Scenario {
                     replicas,
                     traffic_routing,
@@ -558,6 +567,8 @@ mod properties {
                     broken,
                     verdicts,
                     commands,
+                    abort_delay: abort_delay.filter(|_| traffic_routing),
+                    min_pods: min_pods.filter(|_| traffic_routing),
                 },
             )
     }
@@ -575,11 +586,22 @@ mod properties {
             if sc.dynamic {
                 y += "      dynamicStableScale: true\n";
             }
+            if let Some(d) = sc.abort_delay {
+                y += &format!("      abortScaleDownDelaySeconds: {d}\n");
+            }
+            if let Some(m) = sc.min_pods {
+                y += &format!("      minPodsPerReplicaSet: {m}\n");
+            }
         }
         y += "      steps:\n";
         for s in &sc.steps {
             match s {
                 StepSpec::Weight(w) => y += &format!("      - setWeight: {w}\n"),
+                // setCanaryScale needs traffic routing; without it the step is skipped.
+                StepSpec::CanaryScale(n) if sc.traffic_routing => {
+                    y += &format!("      - setCanaryScale: {{replicas: {n}}}\n");
+                }
+                StepSpec::CanaryScale(_) => {}
                 StepSpec::Pause(None) => y += "      - pause: {}\n",
                 StepSpec::Pause(Some(d)) => y += &format!("      - pause: {{duration: {d}}}\n"),
                 StepSpec::Analysis => y += "      - analysis: {templates: [{templateName: t}]}\n",
@@ -730,6 +752,16 @@ mod properties {
                     && (w.canary.weight < 0 || w.canary.weight + w.stable.weight != 100) {
                         failures.push(format!("bad status weights {w:?}"));
                     }
+                let scales_to_zero = sc.steps.iter().any(|s| matches!(s, StepSpec::CanaryScale(0)));
+                if sc.traffic_routing && !scales_to_zero {
+                    // Traffic only reaches a canary that has available pods (unless a
+                    // setCanaryScale of 0 pods says otherwise).
+                    let canary_weight = h.cluster.traffic.map_or(0, |t| t.canary);
+                    let canary_available = h.cluster.replica_set("v2").map_or(0, |rs| rs.available_replicas);
+                    if canary_weight > 0 && canary_available == 0 && rec.status.stable_rs != "v2" {
+                        failures.push(format!("weight {canary_weight} on a canary without available pods at {:?}", rec.actions));
+                    }
+                }
                 if !sc.traffic_routing {
                     let total: i32 = h.cluster.replica_sets.iter().map(|rs| rs.spec_replicas).sum();
                     let before_total: i32 = before.replica_sets.iter().map(|rs| rs.spec_replicas).sum();
@@ -766,10 +798,36 @@ mod properties {
             let stable = h.cluster.replica_set("v1").unwrap();
             prop_assert_eq!(stable.spec_replicas, sc.replicas);
             prop_assert_eq!(stable.available_replicas, sc.replicas);
-            prop_assert_eq!(h.cluster.replica_set("v2").map_or(0, |rs| rs.spec_replicas), 0);
+            // `abortScaleDownDelaySeconds: 0` keeps a setCanaryScale-sized canary (Argo:
+            // "never scale down"); every other abort removes it.
+            let keeps_canary = sc.abort_delay == Some(0)
+                && sc.steps.iter().any(|s| matches!(s, StepSpec::CanaryScale(_)));
+            if !keeps_canary {
+                prop_assert_eq!(h.cluster.replica_set("v2").map_or(0, |rs| rs.spec_replicas), 0);
+            }
             if sc.traffic_routing {
                 prop_assert_eq!(h.cluster.traffic.map_or(0, |t| t.canary), 0);
             }
+        }
+
+        /// Liveness: a healthy release with passing analysis and no indefinite pause is
+        /// always promoted.
+        #[test]
+        fn healthy_release_is_always_promoted(mut sc in scenario()) {
+            sc.commands.clear();
+            sc.broken = false;
+            sc.verdicts = vec![Verdict::Pass];
+            for s in &mut sc.steps {
+                if let StepSpec::Pause(None) = s {
+                    *s = StepSpec::Pause(Some(30));
+                }
+            }
+            let run = drive(&sc, Persist::Normal, |_, _, _| {});
+            let h = &run.harness;
+            prop_assert_eq!(&h.status.stable_rs, "v2", "{:?}", h.status);
+            prop_assert_eq!(h.status.phase, Some(RolloutPhase::Healthy));
+            prop_assert_eq!(h.cluster.replica_set("v2").map(|rs| rs.available_replicas), Some(sc.replicas));
+            prop_assert_eq!(h.cluster.replica_set("v1").map(|rs| rs.spec_replicas), Some(0));
         }
 
         /// Crash safety: losing any one status write (after its actions ran) changes
@@ -831,4 +889,30 @@ fn combined_step_scales_routes_and_pauses_together() {
     );
     run_quiet(&mut h, 600);
     assert_eq!(h.status.stable_rs, "v2");
+}
+
+#[test]
+fn abort_with_dynamic_stable_scale_and_min_pods_ends() {
+    // Argo's dynamic step-down never reaches weight 0 here: minPodsPerReplicaSet keeps
+    // two canary pods available, and the walk keeps choosing setWeight 1.
+    let strategy = "    canary:
+      canaryService: c
+      stableService: s
+      trafficRouting:
+        smi: {}
+      dynamicStableScale: true
+      minPodsPerReplicaSet: 2
+      steps:
+      - setWeight: 1
+      - pause: {}
+";
+    let mut h = deployed(rollout(strategy, 2), SimCluster::new(1));
+    run_quiet(&mut h, 30);
+    assert_eq!(h.cluster.replica_set("v2").unwrap().spec_replicas, 2);
+    crate::command::abort(&h.status).apply(&mut h.rollout, &mut h.status);
+    run_quiet(&mut h, 600);
+    assert_eq!(h.cluster.traffic.unwrap().canary, 0);
+    assert_eq!(h.cluster.replica_set("v2").unwrap().spec_replicas, 0);
+    assert_eq!(h.cluster.replica_set("v1").unwrap().available_replicas, 2);
+    assert_eq!(h.status.phase, Some(RolloutPhase::Degraded));
 }
