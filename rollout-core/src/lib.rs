@@ -80,6 +80,12 @@
 //!
 //! # Where this differs from Argo Rollouts
 //!
+//! - A lower traffic weight is written before the canary shrinks, and the canary keeps the
+//!   pods its routed weight needs until the router holds the lower weight. Argo waits for
+//!   the replica counts first and briefly routes to removed pods.
+//! - An abort with `dynamicStableScale` and `minPodsPerReplicaSet` always ends: Argo's
+//!   step-down walk keeps choosing a setWeight while the floor keeps canary pods
+//!   available. The machine uses the variant Argo adopted for its issue #4898 there.
 //! - Hashes (pod template, steps) are FNV-1a of a JSON encoding, not of Go structs, so
 //!   they do not equal Argo's byte for byte ([`hash`]).
 //! - Analysis run and experiment names are `<rollout>-<hash>-<step>-<time>` (Argo uses
@@ -88,6 +94,9 @@
 //! - Pod restarts (`spec.restartAt`) and ephemeral metadata are not carried out by the
 //!   machine: the phase reports "rollout is restarting", no eviction action exists yet.
 //! - The blue-green strategy is parsed and validated; its machine is not built yet.
+//! - The machine assumes a validated spec ([`spec::Rollout::validate`], on admission or
+//!   when the spec changes). It never panics on an invalid one, and reports a spec it
+//!   cannot compute counts for as `InvalidSpec` (phase Degraded).
 
 pub mod canary;
 pub mod command;
