@@ -589,14 +589,7 @@ impl<'r, 'a, 'o> Pass<'r, 'a, 'o> {
         let s = self.s();
         s.current_pod_hash = hash.to_string();
         s.current_step_hash = step_hash.to_string();
-        s.pause_conditions.clear();
-        s.controller_pause = false;
-        s.abort = false;
-        s.aborted_at = None;
-        s.promote_full = false;
-        s.canary.current_step_analysis_run_status = None;
-        s.canary.current_background_analysis_run_status = None;
-        s.canary.current_experiment.clear();
+        clear_update_state(s);
         s.current_step_index = if ctx.step_count == 0 {
             None
         } else if back_to_stable {
@@ -887,7 +880,25 @@ impl<'r, 'a, 'o> Pass<'r, 'a, 'o> {
         }
     }
 
+    /// Aborts the update: the Progressing condition says why (`RolloutAborted`).
     fn abort_now(&mut self, ctx: &Ctx<'_>, reason: &str) {
+        let mut message = format!(
+            "Rollout aborted update to revision {}",
+            self.revision_label()
+        );
+        if !reason.is_empty() {
+            message.push_str(": ");
+            message.push_str(reason);
+        }
+        self.mark_aborted(ctx);
+        let now = self.now;
+        self.set_progressing(ConditionStatus::False, "RolloutAborted", &message, now);
+        self.event(EventType::Warning, "RolloutAborted", message);
+    }
+
+    /// What every abort does: runs and experiments terminated, step plugins told,
+    /// managed routes removed, the steps reset to the first one.
+    fn mark_aborted(&mut self, ctx: &Ctx<'_>) {
         self.terminate_runs();
         if ctx
             .steps
@@ -901,14 +912,6 @@ impl<'r, 'a, 'o> Pass<'r, 'a, 'o> {
             self.actions.push(Action::RemoveManagedRoutes);
         }
         let now = self.now;
-        let mut message = format!(
-            "Rollout aborted update to revision {}",
-            self.revision_label()
-        );
-        if !reason.is_empty() {
-            message.push_str(": ");
-            message.push_str(reason);
-        }
         let s = self.s();
         s.abort = true;
         s.aborted_at = Some(now);
@@ -917,8 +920,6 @@ impl<'r, 'a, 'o> Pass<'r, 'a, 'o> {
         if ctx.step_count > 0 {
             s.current_step_index = Some(0);
         }
-        self.set_progressing(ConditionStatus::False, "RolloutAborted", &message, now);
-        self.event(EventType::Warning, "RolloutAborted", message);
     }
 
     /// `status.abort` went back to false after an abort (`kubectl argo rollouts retry`).
@@ -1681,14 +1682,7 @@ impl<'r, 'a, 'o> Pass<'r, 'a, 'o> {
         let name = format!("{}-{}", self.name(), hash);
         let s = self.s();
         s.stable_rs = hash;
-        s.pause_conditions.clear();
-        s.controller_pause = false;
-        s.abort = false;
-        s.aborted_at = None;
-        s.promote_full = false;
-        s.canary.current_step_analysis_run_status = None;
-        s.canary.current_background_analysis_run_status = None;
-        s.canary.current_experiment.clear();
+        clear_update_state(s);
         s.current_step_index = if ctx.step_count == 0 {
             None
         } else {
@@ -2023,18 +2017,8 @@ impl<'r, 'a, 'o> Pass<'r, 'a, 'o> {
         );
         self.event(EventType::Warning, "RolloutTimedOut", message.clone());
         if self.rollout.spec.progress_deadline_abort {
-            self.terminate_runs();
-            let s = self.s();
-            s.abort = true;
-            s.aborted_at = Some(now);
-            s.pause_conditions.clear();
-            s.controller_pause = false;
-            if ctx.step_count > 0 {
-                s.current_step_index = Some(0);
-            }
-            if has_managed_routes(ctx.cs) {
-                self.actions.push(Action::RemoveManagedRoutes);
-            }
+            // The condition keeps saying ProgressDeadlineExceeded: that is why it aborted.
+            self.mark_aborted(ctx);
             self.event(EventType::Warning, "RolloutAborted", message);
         }
     }
@@ -2092,6 +2076,19 @@ fn abort_delay_for_step_down(cs: &CanaryStrategy) -> Option<i32> {
         None if cs.min_pods_per_replica_set.is_some() => Some(DEFAULT_SCALE_DOWN_DELAY_SECONDS),
         other => other,
     }
+}
+
+/// Forgets everything that belongs to one attempt at an update: pauses, abort, promote
+/// --full, the runs and the experiment (a new template, new steps, or the promotion).
+fn clear_update_state(s: &mut RolloutStatus) {
+    s.pause_conditions.clear();
+    s.controller_pause = false;
+    s.abort = false;
+    s.aborted_at = None;
+    s.promote_full = false;
+    s.canary.current_step_analysis_run_status = None;
+    s.canary.current_background_analysis_run_status = None;
+    s.canary.current_experiment.clear();
 }
 
 fn has_managed_routes(cs: &CanaryStrategy) -> bool {

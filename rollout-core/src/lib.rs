@@ -22,7 +22,7 @@
 //!
 //! The same library serves a kube-rs controller (observe with kube, execute actions with
 //! kube, persist to the status subresource), a CLI (`kubectl argo rollouts`-style
-//! [`command`]s and the [`plan`] of a manifest), and simulators (the [`sim`] cluster and
+//! [`command`]s and the [`plan`] of a manifest), and simulators (the `sim` cluster and
 //! harness, in virtual time).
 //!
 //! # The pieces
@@ -37,7 +37,7 @@
 //!   pause, resume, restart, set image.
 //! - [`duration`] (Go durations), [`time`] (the `now` you pass in), [`hash`] (pod
 //!   template and step hashes), [`intstr`] (int-or-percent values).
-//! - [`sim`] (feature `test-util`): an in-memory cluster and a virtual-time harness.
+//! - `sim` (feature `test-util`): an in-memory cluster and a virtual-time harness.
 //!
 //! # A pass, end to end
 //!
