@@ -98,9 +98,12 @@
 //!   when the spec changes). It never panics on an invalid one, and reports a spec it
 //!   cannot compute counts for as `InvalidSpec` (phase Degraded).
 
+pub mod bluegreen;
 pub mod canary;
 pub mod command;
 pub mod duration;
+pub mod experiment;
+pub mod flagger;
 pub mod hash;
 pub mod intstr;
 pub mod phase;
