@@ -188,6 +188,10 @@ pub enum AnalysisRunKind {
     },
     /// The background run of `spec.strategy.canary.analysis` (`rollout-type: Background`).
     Background,
+    /// A blue-green `prePromotionAnalysis` run (`rollout-type: PrePromotion`).
+    PrePromotion,
+    /// A blue-green `postPromotionAnalysis` run (`rollout-type: PostPromotion`).
+    PostPromotion,
 }
 
 /// Something the caller must do in the cluster. Every action is idempotent.
@@ -1065,17 +1069,7 @@ impl<'r, 'a, 'o> Pass<'r, 'a, 'o> {
     }
 
     fn start_run(&mut self, kind: AnalysisRunKind, analysis: &RolloutAnalysis) {
-        let suffix = match kind {
-            AnalysisRunKind::Step { index } => index.to_string(),
-            AnalysisRunKind::Background => "bg".to_string(),
-        };
-        let name = format!(
-            "{}-{}-{}-{}",
-            self.name(),
-            self.current_hash(),
-            suffix,
-            base36(self.now.as_secs())
-        );
+        let name = analysis_run_name(self.name(), self.current_hash(), kind, self.now);
         self.actions.push(Action::StartAnalysisRun {
             name: name.clone(),
             kind,
@@ -1092,6 +1086,8 @@ impl<'r, 'a, 'o> Pass<'r, 'a, 'o> {
         match kind {
             AnalysisRunKind::Step { .. } => s.canary.current_step_analysis_run_status = rec,
             AnalysisRunKind::Background => s.canary.current_background_analysis_run_status = rec,
+            // Blue-green runs are started by the blue-green machine.
+            AnalysisRunKind::PrePromotion | AnalysisRunKind::PostPromotion => {}
         }
     }
 
@@ -2109,6 +2105,24 @@ fn step_description(step: &CanaryStep) -> String {
             None => "pause".to_string(),
         },
         other => other.kind().to_string(),
+    }
+}
+
+/// The name of an analysis run a machine starts: `<rollout>-<hash>-<kind>-<time>`, where
+/// kind is the step index, `bg`, `pre` or `post`, and time the base-36 Unix seconds of the
+/// pass (so a retried step never collides with the run it replaces).
+pub fn analysis_run_name(
+    rollout: &str,
+    pod_template_hash: &str,
+    kind: AnalysisRunKind,
+    now: Timestamp,
+) -> String {
+    let t = base36(now.as_secs());
+    match kind {
+        AnalysisRunKind::Step { index } => format!("{rollout}-{pod_template_hash}-{index}-{t}"),
+        AnalysisRunKind::Background => format!("{rollout}-{pod_template_hash}-bg-{t}"),
+        AnalysisRunKind::PrePromotion => format!("{rollout}-{pod_template_hash}-pre-{t}"),
+        AnalysisRunKind::PostPromotion => format!("{rollout}-{pod_template_hash}-post-{t}"),
     }
 }
 
