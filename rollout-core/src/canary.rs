@@ -58,7 +58,7 @@ use crate::replicas::{
 use crate::spec::Rollout;
 use crate::spec::{
     BackgroundAnalysis, CanaryStep, CanaryStrategy, ExperimentStep, ProgressThresholdType,
-    RolloutAnalysis, SetHeaderRoute, SetMirrorRoute,
+    RolloutAnalysis, SetHeaderRoute, SetMirrorRoute, SpecRef,
 };
 use crate::status::{
     AnalysisPhase, ConditionStatus, ConditionType, PauseCondition, PauseReason,
@@ -238,6 +238,9 @@ pub enum Action {
         canary_hash: String,
         /// Pod template hash of the stable.
         stable_hash: String,
+        /// Experiment templates with a `weight`, while their experiment step runs
+        /// (the stable gets `total - canary - Σ additional`).
+        additional: Vec<WeightDestination>,
     },
     /// Add or replace a managed header route (no `match`: remove it).
     SetHeaderRoute(SetHeaderRoute),
@@ -1027,7 +1030,7 @@ impl<'r, 'a, 'o> Pass<'r, 'a, 'o> {
                     self.name(),
                     self.current_hash(),
                     i,
-                    base36(self.now.as_secs())
+                    base36(self.now.as_millis())
                 );
                 self.actions.push(Action::StartExperiment {
                     name: name.clone(),
@@ -1512,20 +1515,38 @@ impl<'r, 'a, 'o> Pass<'r, 'a, 'o> {
         let canary_service = ctx.cs.canary_service.as_deref().unwrap_or("");
         let stable_service = ctx.cs.stable_service.as_deref().unwrap_or("");
         let verified = self.observed.traffic_verified;
+        // Weighted experiment templates of a running experiment step get their share.
+        let experiment = self.running_weighted_experiment(ctx);
+        let experiment = experiment
+            .as_ref()
+            .map(|(step, name)| (*step, name.as_str()));
+        let extra: i32 = experiment.map_or(0, |(step, _)| {
+            step.templates
+                .iter()
+                .filter_map(|t| t.weight)
+                .map(|w| w.max(0))
+                .sum()
+        });
+        let stable_weight = (max - weight - extra).max(0);
         let same = self.st.canary.weights.as_ref().is_some_and(|w| {
             w.canary.weight == weight
-                && w.stable.weight == max - weight
+                && w.stable.weight == stable_weight
                 && w.canary.pod_template_hash == canary_hash
                 && w.stable.pod_template_hash == stable_hash
+                && same_additional(&w.additional, experiment, canary_hash, stable_hash)
         });
         if !same {
             let stable_hash = stable_hash.to_string();
+            let additional = experiment.map_or_else(Vec::new, |(step, name)| {
+                experiment_destinations(step, name, canary_hash, &stable_hash)
+            });
             self.actions.push(Action::SetTrafficWeight {
                 canary_weight: weight,
-                stable_weight: max - weight,
+                stable_weight,
                 total: max,
                 canary_hash: canary_hash.to_string(),
                 stable_hash: stable_hash.clone(),
+                additional: additional.clone(),
             });
             self.event(
                 EventType::Normal,
@@ -1539,11 +1560,11 @@ impl<'r, 'a, 'o> Pass<'r, 'a, 'o> {
                     pod_template_hash: canary_hash.to_string(),
                 },
                 stable: WeightDestination {
-                    weight: max - weight,
+                    weight: stable_weight,
                     service_name: stable_service.to_string(),
                     pod_template_hash: stable_hash,
                 },
-                additional: Vec::new(),
+                additional,
                 // Fresh writes are unverified until the router says otherwise.
                 verified: verified.map(|_| false),
             });
@@ -1558,6 +1579,30 @@ impl<'r, 'a, 'o> Pass<'r, 'a, 'o> {
         if verified == Some(false) {
             self.wake_at(self.now.add_secs(VERIFY_RETRY_SECONDS));
         }
+    }
+
+    /// The current experiment step and its experiment's name, when the experiment runs
+    /// and has weighted templates (traffic routing only).
+    fn running_weighted_experiment<'c>(
+        &self,
+        ctx: &Ctx<'c>,
+    ) -> Option<(&'c ExperimentStep, String)> {
+        if self.st.abort || !self.in_update() {
+            return None;
+        }
+        let Some((_, CanaryStep::Experiment(step))) = self.current_step(ctx) else {
+            return None;
+        };
+        if !step.templates.iter().any(|t| t.weight.is_some()) {
+            return None;
+        }
+        let name = self.st.canary.current_experiment.as_str();
+        let running = self
+            .observed
+            .experiments
+            .iter()
+            .any(|e| e.name == name && e.phase == AnalysisPhase::Running);
+        running.then(|| (step, name.to_string()))
     }
 
     fn sync_services(&mut self, ctx: &Ctx<'_>) {
@@ -2087,6 +2132,70 @@ fn clear_update_state(s: &mut RolloutStatus) {
     s.canary.current_experiment.clear();
 }
 
+/// The weighted destinations of an experiment's templates.
+fn experiment_destinations(
+    step: &ExperimentStep,
+    experiment: &str,
+    canary_hash: &str,
+    stable_hash: &str,
+) -> Vec<WeightDestination> {
+    step.templates
+        .iter()
+        .filter_map(|t| {
+            let weight = t.weight?;
+            Some(WeightDestination {
+                weight: weight.max(0),
+                service_name: crate::experiment::template_service_name(experiment, t)
+                    .unwrap_or_else(|| format!("{experiment}-{}", t.name)),
+                pod_template_hash: match t.spec_ref {
+                    SpecRef::Stable => stable_hash.to_string(),
+                    _ => canary_hash.to_string(),
+                },
+            })
+        })
+        .collect()
+}
+
+/// Whether recorded additional destinations equal the experiment's (without allocating).
+fn same_additional(
+    recorded: &[WeightDestination],
+    experiment: Option<(&ExperimentStep, &str)>,
+    canary_hash: &str,
+    stable_hash: &str,
+) -> bool {
+    let Some((step, name)) = experiment else {
+        return recorded.is_empty();
+    };
+    let mut weighted = step.templates.iter().filter(|t| t.weight.is_some());
+    let mut rec = recorded.iter();
+    loop {
+        match (weighted.next(), rec.next()) {
+            (None, None) => return true,
+            (Some(t), Some(d)) => {
+                let hash = match t.spec_ref {
+                    SpecRef::Stable => stable_hash,
+                    _ => canary_hash,
+                };
+                let service_ok = match t.service.as_ref().and_then(|s| s.name.as_deref()) {
+                    Some(n) if !n.is_empty() => d.service_name == n,
+                    _ => d
+                        .service_name
+                        .strip_prefix(name)
+                        .and_then(|r| r.strip_prefix('-'))
+                        .is_some_and(|r| r == t.name),
+                };
+                if d.weight != t.weight.unwrap_or(0).max(0)
+                    || d.pod_template_hash != hash
+                    || !service_ok
+                {
+                    return false;
+                }
+            }
+            _ => return false,
+        }
+    }
+}
+
 fn has_managed_routes(cs: &CanaryStrategy) -> bool {
     cs.traffic_routing
         .as_ref()
@@ -2109,7 +2218,7 @@ fn step_description(step: &CanaryStep) -> String {
 }
 
 /// The name of an analysis run a machine starts: `<rollout>-<hash>-<kind>-<time>`, where
-/// kind is the step index, `bg`, `pre` or `post`, and time the base-36 Unix seconds of the
+/// kind is the step index, `bg`, `pre` or `post`, and time the base-36 Unix milliseconds of the
 /// pass (so a retried step never collides with the run it replaces).
 pub fn analysis_run_name(
     rollout: &str,
@@ -2117,7 +2226,7 @@ pub fn analysis_run_name(
     kind: AnalysisRunKind,
     now: Timestamp,
 ) -> String {
-    let t = base36(now.as_secs());
+    let t = base36(now.as_millis());
     match kind {
         AnalysisRunKind::Step { index } => format!("{rollout}-{pod_template_hash}-{index}-{t}"),
         AnalysisRunKind::Background => format!("{rollout}-{pod_template_hash}-bg-{t}"),

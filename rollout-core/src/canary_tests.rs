@@ -916,3 +916,89 @@ fn abort_with_dynamic_stable_scale_and_min_pods_ends() {
     assert_eq!(h.cluster.replica_set("v1").unwrap().available_replicas, 2);
     assert_eq!(h.status.phase, Some(RolloutPhase::Degraded));
 }
+
+const EXPERIMENT: &str = "    canary:
+      canaryService: web-canary
+      stableService: web-stable
+      trafficRouting:
+        smi: {}
+      steps:
+      - setWeight: 20
+      - experiment:
+          duration: 10m
+          templates:
+          - {name: baseline, specRef: stable, replicas: 1, weight: 5}
+          - {name: canary, specRef: canary, replicas: 1, weight: 5}
+          analyses:
+          - {name: judge, templateName: mann-whitney}
+      - setWeight: 50
+";
+
+fn experiment_phase(h: &mut Harness, phase: AnalysisPhase) {
+    for e in &mut h.cluster.experiments {
+        e.phase = phase;
+    }
+}
+
+#[test]
+fn experiment_step_routes_its_templates_and_completes_on_success() {
+    let mut h = deployed(rollout(EXPERIMENT, 5), SimCluster::new(5));
+    run_quiet(&mut h, 120);
+    assert_eq!(h.status.current_step_index, Some(1));
+    assert_eq!(h.cluster.experiments.len(), 1, "one experiment started");
+    let name = h.status.canary.current_experiment.clone();
+    assert!(name.starts_with("web-v2-1-"), "{name}");
+    // The simulated experiment is Running: its weighted templates get 5% each.
+    let recs = run_quiet(&mut h, 5);
+    let _ = recs;
+    let w = h.status.canary.weights.clone().unwrap();
+    assert_eq!((w.canary.weight, w.stable.weight), (20, 70));
+    assert_eq!(w.additional.len(), 2);
+    assert_eq!(w.additional[0].service_name, format!("{name}-baseline"));
+    assert_eq!(w.additional[0].pod_template_hash, "v1");
+    assert_eq!(w.additional[1].pod_template_hash, "v2");
+    experiment_phase(&mut h, AnalysisPhase::Successful);
+    run_quiet(&mut h, 600);
+    assert_eq!(h.status.stable_rs, "v2");
+    assert!(
+        h.status
+            .canary
+            .weights
+            .as_ref()
+            .unwrap()
+            .additional
+            .is_empty()
+    );
+}
+
+#[test]
+fn experiment_failure_aborts_and_inconclusive_pauses() {
+    let mut h = deployed(rollout(EXPERIMENT, 5), SimCluster::new(5));
+    run_quiet(&mut h, 120);
+    experiment_phase(&mut h, AnalysisPhase::Failed);
+    run_quiet(&mut h, 600);
+    assert!(h.status.abort);
+    assert!(
+        h.status.message.contains("Experiment '"),
+        "{}",
+        h.status.message
+    );
+    assert_eq!(h.cluster.traffic.unwrap().canary, 0);
+
+    let mut h = deployed(rollout(EXPERIMENT, 5), SimCluster::new(5));
+    run_quiet(&mut h, 120);
+    experiment_phase(&mut h, AnalysisPhase::Inconclusive);
+    run_quiet(&mut h, 600);
+    assert_eq!(h.status.phase, Some(RolloutPhase::Paused));
+    assert_eq!(h.status.message, "InconclusiveExperiment");
+    // Promote (a second later) clears the pause; as in Argo the step then runs a fresh
+    // experiment.
+    h.now = h.now.add_secs(1);
+    crate::command::promote(&h.rollout, &h.status).apply(&mut h.rollout, &mut h.status);
+    run_quiet(&mut h, 30);
+    assert_eq!(h.cluster.experiments.len(), 2);
+    assert_eq!(h.status.phase, Some(RolloutPhase::Progressing));
+    h.cluster.experiments[1].phase = AnalysisPhase::Successful;
+    run_quiet(&mut h, 600);
+    assert_eq!(h.status.stable_rs, "v2");
+}
