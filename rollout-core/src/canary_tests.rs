@@ -1002,3 +1002,138 @@ fn experiment_failure_aborts_and_inconclusive_pauses() {
     run_quiet(&mut h, 600);
     assert_eq!(h.status.stable_rs, "v2");
 }
+
+/// The canary machine and the experiment machine together: the step's experiment runs
+/// its baseline and canary templates for its duration, its analysis judges them, and
+/// the verdict decides the step.
+fn run_with_experiments(h: &mut Harness, verdict: AnalysisPhase, until_secs: i64) {
+    use crate::experiment::{
+        self, ExperimentAction, ExperimentInput, ExperimentObserved, ExperimentStatus,
+        TemplateSetState,
+    };
+    use std::collections::BTreeMap;
+    #[derive(Default)]
+    struct Exp {
+        status: ExperimentStatus,
+        sets: Vec<TemplateSetState>,
+        runs: Vec<crate::canary::AnalysisRunState>,
+        started: BTreeMap<String, Timestamp>,
+    }
+    let mut exps: BTreeMap<String, Exp> = BTreeMap::new();
+    let until = h.now.add_secs(until_secs);
+    let step = match &h.rollout.spec.strategy.canary.as_ref().unwrap().steps[1] {
+        crate::spec::CanaryStep::Experiment(e) => e.clone(),
+        other => panic!("step 1 is {other:?}"),
+    };
+    while h.now <= until {
+        let rec = h.pass();
+        let busy = !rec.actions.is_empty() || !rec.events.is_empty() || rec.status_changed;
+        let mut next = if busy {
+            h.now
+        } else {
+            h.requeue_at.unwrap_or(until.add_secs(1))
+        };
+        for cluster_exp in &mut h.cluster.experiments {
+            let e = exps.entry(cluster_exp.name.clone()).or_default();
+            // The analysis of the experiment answers 60 s after it started.
+            for run in &mut e.runs {
+                let started = e.started[&run.name];
+                if !run.phase.is_completed() && h.now >= started.add_secs(60) {
+                    run.phase = verdict;
+                } else if !run.phase.is_completed() {
+                    next = next.min(started.add_secs(60));
+                }
+            }
+            let input = ExperimentInput {
+                name: &cluster_exp.name,
+                step: &step,
+                canary_hash: "v2",
+                stable_hash: "v1",
+                terminate: false,
+            };
+            let observed = ExperimentObserved {
+                template_sets: &e.sets,
+                analysis_runs: &e.runs,
+            };
+            let d = experiment::reconcile(&input, &e.status, &observed, h.now);
+            let phase = d.phase();
+            if let Some(t) = d.requeue_at {
+                next = next.min(t);
+            }
+            let actions = d.actions;
+            e.status = d.status.into_owned();
+            for a in actions {
+                match a {
+                    ExperimentAction::CreateTemplateSet {
+                        template, replicas, ..
+                    } => {
+                        // Template pods are available at once in this test.
+                        e.sets.push(TemplateSetState {
+                            template,
+                            spec_replicas: replicas,
+                            available_replicas: replicas,
+                        });
+                        next = h.now;
+                    }
+                    ExperimentAction::ScaleTemplateSet { template, replicas } => {
+                        if let Some(s) = e.sets.iter_mut().find(|s| s.template == template) {
+                            s.spec_replicas = replicas;
+                            s.available_replicas = replicas;
+                        }
+                    }
+                    ExperimentAction::StartAnalysisRun { name, .. } => {
+                        e.started.insert(name.clone(), h.now);
+                        e.runs.push(crate::canary::AnalysisRunState {
+                            name,
+                            phase: AnalysisPhase::Running,
+                            message: String::new(),
+                        });
+                        next = next.min(h.now.add_secs(60));
+                    }
+                    ExperimentAction::TerminateAnalysisRun { name } => {
+                        if let Some(r) = e.runs.iter_mut().find(|r| r.name == name) {
+                            r.phase = AnalysisPhase::Successful;
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            if cluster_exp.phase != phase {
+                cluster_exp.phase = phase;
+                cluster_exp.message.clone_from(&e.status.message);
+                next = h.now;
+            }
+        }
+        if let Some(t) = h.cluster.next_change() {
+            next = next.min(t);
+        }
+        if next > h.now {
+            h.now = next;
+        } else if !busy {
+            h.now = h.now.add_millis(1);
+        }
+    }
+}
+
+#[test]
+fn experiment_machine_drives_the_step_to_promotion() {
+    let mut h = deployed(rollout(EXPERIMENT, 5), SimCluster::new(5));
+    run_with_experiments(&mut h, AnalysisPhase::Successful, 3600);
+    assert_eq!(h.status.stable_rs, "v2");
+    assert_eq!(h.status.phase, Some(RolloutPhase::Healthy));
+}
+
+#[test]
+fn experiment_machine_failure_aborts_the_rollout() {
+    let mut h = deployed(rollout(EXPERIMENT, 5), SimCluster::new(5));
+    run_with_experiments(&mut h, AnalysisPhase::Failed, 3600);
+    assert!(h.status.abort);
+    assert!(
+        h.status
+            .message
+            .contains("Analysis 'judge' assessed Failed"),
+        "{}",
+        h.status.message
+    );
+    assert_eq!(h.cluster.replica_set("v2").unwrap().spec_replicas, 0);
+}
