@@ -3,6 +3,7 @@
 
 use std::fmt::Write as _;
 
+use rollout_core::plan::bluegreen::{BlueGreenPlan, plan_blue_green};
 use rollout_core::plan::{Plan, plan};
 use rollout_core::spec::rollout_documents;
 
@@ -11,6 +12,8 @@ use rollout_core::spec::rollout_documents;
 pub(crate) struct FileReport {
     /// The plan of each Rollout document that could be planned, with its document index.
     pub(crate) plans: Vec<(usize, Plan)>,
+    /// The stage table of each blue-green Rollout document, with its document index.
+    pub(crate) blue_green: Vec<(usize, BlueGreenPlan)>,
     /// One message per Rollout document that could not be read or planned.
     pub(crate) errors: Vec<String>,
     /// Everything to print on standard output: the tables, in document order.
@@ -20,7 +23,7 @@ pub(crate) struct FileReport {
 impl FileReport {
     /// Whether every Rollout document was planned, and there was at least one.
     pub(crate) fn ok(&self) -> bool {
-        self.errors.is_empty() && !self.plans.is_empty()
+        self.errors.is_empty() && !(self.plans.is_empty() && self.blue_green.is_empty())
     }
 }
 
@@ -30,6 +33,7 @@ pub(crate) fn plan_text(source: &str, text: &str) -> FileReport {
     let docs = rollout_documents(text);
     let mut report = FileReport {
         plans: Vec::new(),
+        blue_green: Vec::new(),
         errors: Vec::new(),
         output: String::new(),
     };
@@ -52,6 +56,19 @@ pub(crate) fn plan_text(source: &str, text: &str) -> FileReport {
             }
         };
         let name = rollout.metadata.name.as_deref().unwrap_or("(unnamed)");
+        if rollout.blue_green().is_some() {
+            match plan_blue_green(&rollout) {
+                Ok(p) => {
+                    if many || !report.output.is_empty() {
+                        let _ = writeln!(report.output, "# {place}");
+                    }
+                    let _ = writeln!(report.output, "{p}");
+                    report.blue_green.push((doc.index, p));
+                }
+                Err(e) => report.errors.push(format!("{place}: Rollout {name}: {e}")),
+            }
+            continue;
+        }
         match plan(&rollout) {
             Ok(p) => {
                 if many || !report.output.is_empty() {

@@ -65,6 +65,8 @@
 
 use std::fmt;
 
+pub mod bluegreen;
+
 use crate::intstr::IntOrPercent;
 use crate::replicas::{self, CanaryReplicaInput, ReplicaError, ReplicaSetCounts};
 use crate::spec::{
@@ -80,14 +82,18 @@ pub enum PlanError {
     /// `spec.strategy.canary.steps[3].setWeight: must be 0..=100, got 120`.
     #[error("invalid Rollout:\n{}", indent(.0))]
     Invalid(#[from] ValidationErrors),
-    /// The rollout uses the blue-green strategy; plans cover the canary strategy only.
+    /// The rollout uses the blue-green strategy: it has stages, not steps; plan it with
+    /// [`bluegreen::plan_blue_green`].
     #[error(
-        "spec.strategy.blueGreen: plans cover the canary strategy only (a blue-green rollout has no steps)"
+        "spec.strategy.blueGreen: a blue-green rollout has stages, not steps (plan it with plan_blue_green)"
     )]
     BlueGreen,
     /// The rollout has no canary strategy at all.
     #[error("spec.strategy.canary: required for a plan")]
     NoCanary,
+    /// [`bluegreen::plan_blue_green`] was asked for a rollout without a blue-green strategy.
+    #[error("spec.strategy.blueGreen: required for a blue-green plan")]
+    NoBlueGreen,
     /// The replica arithmetic rejected the surge or unavailability settings.
     #[error("{path}: {source}")]
     Replicas {
@@ -115,7 +121,7 @@ impl PlanError {
     pub fn paths(&self) -> Vec<&str> {
         match self {
             PlanError::Invalid(errors) => errors.iter().map(|e| e.path.as_str()).collect(),
-            PlanError::BlueGreen => vec!["spec.strategy.blueGreen"],
+            PlanError::BlueGreen | PlanError::NoBlueGreen => vec!["spec.strategy.blueGreen"],
             PlanError::NoCanary => vec!["spec.strategy.canary"],
             PlanError::Replicas { path, .. } => vec![path],
         }
@@ -1101,7 +1107,7 @@ spec:
         ))
         .unwrap_err();
         assert_eq!(err, PlanError::BlueGreen);
-        assert!(err.to_string().contains("canary strategy only"));
+        assert!(err.to_string().contains("plan it with plan_blue_green"));
     }
 
     #[test]
