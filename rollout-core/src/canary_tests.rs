@@ -1095,7 +1095,6 @@ fn run_with_experiments(h: &mut Harness, verdict: AnalysisPhase, until_secs: i64
                             r.phase = AnalysisPhase::Successful;
                         }
                     }
-                    _ => {}
                 }
             }
             if cluster_exp.phase != phase {
