@@ -63,10 +63,10 @@ mod analysis;
 mod bluegreen;
 mod canary;
 mod error;
-mod serde_util;
+pub(crate) mod serde_util;
 mod traffic;
 mod validate;
-mod yaml;
+pub(crate) mod yaml;
 
 #[cfg(test)]
 mod tests;

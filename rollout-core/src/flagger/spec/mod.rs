@@ -67,10 +67,11 @@
 //! does not increase, a `thresholdRange` no value can satisfy).
 
 mod analysis;
-mod serde_util;
 mod service;
 mod validate;
-mod yaml;
+
+// YAML loading and serde helpers are shared with the Argo spec module.
+use crate::spec::{serde_util, yaml};
 
 #[cfg(test)]
 mod tests;
