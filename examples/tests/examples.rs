@@ -236,7 +236,7 @@ fn plan_of_a_file_without_rollouts_is_an_error() {
     assert!(!report.ok());
     assert_eq!(
         report.errors,
-        ["svc.yaml: no Rollout document (kind: Rollout) found"]
+        ["svc.yaml: no Rollout (argoproj.io) or Canary (flagger.app) document found"]
     );
 }
 
@@ -273,5 +273,38 @@ fn plan_never_panics_on_the_argo_corpus() {
     assert!(
         files == 0 || planned > 0,
         "no corpus rollout could be planned"
+    );
+}
+
+#[test]
+fn plan_covers_flagger_canaries() {
+    let text = "apiVersion: flagger.app/v1beta1
+kind: Canary
+metadata: {name: podinfo}
+spec:
+  targetRef: {apiVersion: apps/v1, kind: Deployment, name: podinfo}
+  service: {port: 9898}
+  analysis:
+    interval: 1m
+    threshold: 5
+    maxWeight: 50
+    stepWeight: 20
+";
+    let report = plan_file::plan_text("canary.yaml", text);
+    assert!(report.ok(), "{:?}", report.errors);
+    let weights: Vec<i32> = report.flagger[0]
+        .1
+        .ticks
+        .iter()
+        .filter(|t| t.phase == "Progressing")
+        .map(|t| t.canary)
+        .collect();
+    assert_eq!(weights, [0, 20, 40, 60]);
+    assert!(
+        report
+            .output
+            .contains("a healthy release is promoted after 6m"),
+        "{}",
+        report.output
     );
 }

@@ -66,6 +66,7 @@
 use std::fmt;
 
 pub mod bluegreen;
+pub mod flagger;
 
 use crate::intstr::IntOrPercent;
 use crate::replicas::{self, CanaryReplicaInput, ReplicaError, ReplicaSetCounts};
