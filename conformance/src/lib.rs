@@ -33,6 +33,7 @@
 //! in [`handler_for`] under its group and file name.
 
 pub mod argo;
+pub mod flagger;
 mod json;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -79,6 +80,7 @@ pub fn handler_for(group: &str, file: &str) -> Option<Handler> {
     match (group, file) {
         ("argo", "replica_counts.json") => Some(argo::replica_counts::run_case),
         ("argo", "rollout_phase.json") => Some(argo::rollout_phase::run_case),
+        ("flagger", "weight_progression.json") => Some(flagger::weight_progression::run_case),
         _ => None,
     }
 }

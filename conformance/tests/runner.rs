@@ -97,7 +97,7 @@ fn unknown_kinds_fail_and_the_directory_argument_is_honoured() {
     );
     dir.write("argo/analysis_status.json", &json!([]));
     dir.write(
-        "flagger/weight_progression.json",
+        "kayenta/scoring.json",
         &json!({"description": "x", "cases": []}),
     );
     dir.write_text("argo/README.md", "not a vector file");
@@ -108,7 +108,7 @@ fn unknown_kinds_fail_and_the_directory_argument_is_honoured() {
         [
             "conformance argo/analysis_status.json: unsupported",
             "conformance argo/replica_counts.json: 1 passed, 1 failed, 0 deviations",
-            "conformance flagger/weight_progression.json: unsupported",
+            "conformance kayenta/scoring.json: unsupported",
         ]
     );
     assert!(!report.is_success());

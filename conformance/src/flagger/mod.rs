@@ -1,0 +1,3 @@
+//! Adapters for the Flagger vectors (`flagger/*.json`).
+
+pub mod weight_progression;
