@@ -5,10 +5,14 @@
 //! available after a configurable delay (or never, to model a crash-looping release),
 //! services switch selectors, the router holds weights and routes, analysis runs exist
 //! with phases that a script decides. [`Harness`] runs the loop a controller runs —
-//! observe, [`reconcile`], execute, persist — in virtual time, jumping from one
+//! observe, reconcile, execute, persist — in virtual time, jumping from one
 //! interesting instant to the next. Tests, examples, benchmarks and downstream users
-//! drive whole rollouts with it in microseconds.
+//! drive whole rollouts with it in microseconds. The pass calls the canary
+//! [`reconcile`], or [`bluegreen::reconcile`] for a rollout with
+//! `spec.strategy.blueGreen` (the active and preview services are then created by the
+//! machine's first `SetServiceSelector`).
 
+use crate::bluegreen;
 use crate::canary::{
     Action, AnalysisRunKind, AnalysisRunState, Decision, Event, ExperimentState, Observed,
     ReplicaSetState, ServiceState, reconcile,
@@ -30,7 +34,7 @@ struct Pending {
 pub struct SimRun {
     /// Run name.
     pub name: String,
-    /// Step or background.
+    /// Step, background, pre- or post-promotion.
     pub kind: AnalysisRunKind,
     /// When it was created.
     pub started_at: Timestamp,
@@ -291,6 +295,14 @@ impl SimCluster {
             .iter()
             .find(|r| r.pod_template_hash == hash)
     }
+
+    /// The pod template hash a service selects, if the service exists.
+    pub fn service_selector(&self, service: &str) -> Option<&str> {
+        self.services
+            .iter()
+            .find(|s| s.name == service)
+            .map(|s| s.pod_template_hash.as_str())
+    }
 }
 
 /// Decides the phase of running analysis runs: called for each run that is not
@@ -368,10 +380,16 @@ impl Harness {
     }
 
     /// One pass: observe, reconcile, execute, persist. Returns the decision's record.
+    /// Blue-green rollouts go through [`bluegreen::reconcile`], all others through the
+    /// canary [`reconcile`].
     pub fn pass(&mut self) -> PassRecord {
         self.cluster.advance(self.now);
         let observed = self.cluster.observed(&self.pod_template_hash);
-        let decision: Decision<'_> = reconcile(&self.rollout, &self.status, &observed, self.now);
+        let decision: Decision<'_> = if self.rollout.spec.strategy.blue_green.is_some() {
+            bluegreen::reconcile(&self.rollout, &self.status, &observed, self.now)
+        } else {
+            reconcile(&self.rollout, &self.status, &observed, self.now)
+        };
         let changed = decision.status_changed();
         let Decision {
             status,
