@@ -158,7 +158,7 @@ use crate::replicas::{self, BlueGreenReplicaInput};
 use crate::spec::{BlueGreenStrategy, Rollout, RolloutAnalysis};
 use crate::status::{
     AnalysisPhase, ConditionStatus, ConditionType, PauseCondition, PauseReason,
-    RolloutAnalysisRunStatus, RolloutCondition, RolloutPhase, RolloutStatus,
+    RolloutAnalysisRunStatus, RolloutCondition, RolloutStatus,
 };
 use crate::time::Timestamp;
 
@@ -1501,66 +1501,30 @@ impl<'r, 'a, 'o> Pass<'r, 'a, 'o> {
     fn update_phase(&mut self) {
         let spec = &self.rollout.spec;
         let generation = self.rollout.metadata.generation.unwrap_or(0);
-        // A Degraded message is built from a condition: compare it without allocating.
-        let degraded = degraded_parts(&self.st).map(|(prefix, msg)| {
-            let same = self.st.phase == Some(RolloutPhase::Degraded)
-                && self
-                    .st
-                    .message
-                    .strip_prefix(prefix)
-                    .and_then(|m| m.strip_prefix(": "))
-                    == Some(msg);
-            (same, prefix, msg)
-        });
-        match degraded {
-            Some((true, _, _)) => {}
-            Some((false, prefix, msg)) => {
-                let message = format!("{prefix}: {msg}");
-                let s = self.s();
-                s.phase = Some(RolloutPhase::Degraded);
-                s.message = message;
-            }
-            None => {
-                let input = PhaseInput {
-                    strategy: StrategyKind::BlueGreen,
-                    spec_replicas: spec.replicas(),
-                    traffic_routing: false,
-                    paused: spec.paused,
-                    restart_at: spec.restart_at,
-                    post_promotion_analysis: self.bg.post_promotion_analysis.is_some(),
-                    generation,
-                    template_resolved_from_ref: false,
-                    workload_generation: None,
-                    status: &self.st,
-                };
-                let (phase, message) = phase::calculate_phase(&input);
-                if self.st.phase != Some(phase) || self.st.message != message.as_ref() {
-                    let message = message.into_owned();
-                    let s = self.s();
-                    s.phase = Some(phase);
-                    s.message = message;
-                }
-            }
+        let input = PhaseInput {
+            strategy: StrategyKind::BlueGreen,
+            spec_replicas: spec.replicas(),
+            traffic_routing: false,
+            paused: spec.paused,
+            restart_at: spec.restart_at,
+            post_promotion_analysis: self.bg.post_promotion_analysis.is_some(),
+            generation,
+            template_resolved_from_ref: false,
+            workload_generation: None,
+            status: &self.st,
+        };
+        // Compared as parts: a pass that changes nothing builds no message.
+        let (phase, message) = phase::calculate_phase_message(&input);
+        if self.st.phase != Some(phase) || !message.is(&self.st.message) {
+            let message = message.to_string();
+            let s = self.s();
+            s.phase = Some(phase);
+            s.message = message;
         }
         if generation > 0 && self.st.observed_generation.parse::<i64>().ok() != Some(generation) {
             self.s().observed_generation = generation.to_string();
         }
     }
-}
-
-/// The prefix and message of a Degraded phase, as [`phase::calculate_phase`] builds them.
-fn degraded_parts(st: &RolloutStatus) -> Option<(&str, &str)> {
-    st.conditions.iter().find_map(|c| {
-        if c.type_ == ConditionType::InvalidSpec {
-            Some(("InvalidSpec", c.message.as_str()))
-        } else if c.reason == phase::REASON_ROLLOUT_ABORTED
-            || c.reason == phase::REASON_PROGRESS_DEADLINE_EXCEEDED
-        {
-            Some((c.reason.as_str(), c.message.as_str()))
-        } else {
-            None
-        }
-    })
 }
 
 /// Forgets everything that belongs to one attempt at an update (a new pod template).

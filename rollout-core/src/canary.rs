@@ -629,6 +629,12 @@ impl<'r, 'a, 'o> Pass<'r, 'a, 'o> {
         if !self.st.promote_full {
             return;
         }
+        // An abort requested after `promote --full` (not yet carried out: no abortedAt)
+        // wins; it cancels the full promotion when it is carried out. A `promote --full`
+        // issued after an abort clears it.
+        if self.st.abort && self.st.aborted_at.is_none() {
+            return;
+        }
         let target = if ctx.step_count == 0 {
             None
         } else {
@@ -922,6 +928,7 @@ impl<'r, 'a, 'o> Pass<'r, 'a, 'o> {
         let s = self.s();
         s.abort = true;
         s.aborted_at = Some(now);
+        s.promote_full = false;
         s.pause_conditions.clear();
         s.controller_pause = false;
         if ctx.step_count > 0 {
@@ -2079,9 +2086,9 @@ impl<'r, 'a, 'o> Pass<'r, 'a, 'o> {
             workload_generation: None,
             status: &self.st,
         };
-        let (phase, message) = phase::calculate_phase(&input);
-        if self.st.phase != Some(phase) || self.st.message != message.as_ref() {
-            let message = message.into_owned();
+        let (phase, message) = phase::calculate_phase_message(&input);
+        if self.st.phase != Some(phase) || !message.is(&self.st.message) {
+            let message = message.to_string();
             let s = self.s();
             s.phase = Some(phase);
             s.message = message;

@@ -1136,3 +1136,21 @@ fn experiment_machine_failure_aborts_the_rollout() {
     );
     assert_eq!(h.cluster.replica_set("v2").unwrap().spec_replicas, 0);
 }
+
+#[test]
+fn abort_after_promote_full_wins_and_promote_full_after_abort_clears_it() {
+    let mut h = deployed(rollout(ISTIO, 5), SimCluster::new(5));
+    run_quiet(&mut h, 600);
+    // promote --full, then abort before the controller acts: the abort wins.
+    crate::command::promote_full(&h.rollout, &h.status).apply(&mut h.rollout, &mut h.status);
+    crate::command::abort(&h.status).apply(&mut h.rollout, &mut h.status);
+    run_quiet(&mut h, 600);
+    assert!(h.status.abort && !h.status.promote_full);
+    assert_eq!(h.status.stable_rs, "v1");
+    assert_eq!(h.status.phase, Some(RolloutPhase::Degraded));
+    // promote --full after the abort: the update is promoted.
+    crate::command::promote_full(&h.rollout, &h.status).apply(&mut h.rollout, &mut h.status);
+    run_quiet(&mut h, 600);
+    assert_eq!(h.status.stable_rs, "v2");
+    assert_eq!(h.status.phase, Some(RolloutPhase::Healthy));
+}

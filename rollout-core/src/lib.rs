@@ -1,5 +1,5 @@
-//! Argo Rollouts' canary semantics as a library you call: no controller, no cluster,
-//! no clock.
+//! Argo Rollouts' and Flagger's progressive delivery as a library you call: no controller,
+//! no cluster, no clock.
 //!
 //! # The model
 //!
@@ -32,9 +32,15 @@
 //! - [`replicas`]: Argo's replica and weight arithmetic (maxSurge / maxUnavailable
 //!   fenceposts, the weighted approximation of basic canaries, traffic-routed counts with
 //!   `setCanaryScale`, `minPodsPerReplicaSet`, `dynamicStableScale`, abort).
-//! - [`canary`]: the canary machine; [`phase`]: Healthy / Progressing / Paused /
-//!   Degraded with Argo's messages; [`command`]: promote, promote --full, abort, retry,
-//!   pause, resume, restart, set image.
+//! - [`canary`]: the canary machine; [`bluegreen`]: the blue-green machine (preview,
+//!   pre/post-promotion analysis, pauses, the active switch, scale-down delays);
+//!   [`experiment`]: the Experiment machine behind `experiment` steps; [`phase`]:
+//!   Healthy / Progressing / Paused / Degraded with Argo's messages; [`command`]: promote,
+//!   promote --full, abort, retry, pause, resume, restart, set image.
+//! - [`flagger`]: Flagger's `Canary` (`flagger.app/v1beta1`) spec and its machine, one
+//!   tick of Flagger's loop per call (canary, A/B testing and blue/green by iterations,
+//!   mirroring, webhook gates as actions and inputs).
+//! - [`plan`]: step, stage and tick tables a reviewer reads before applying a manifest.
 //! - [`duration`] (Go durations), [`time`] (the `now` you pass in), [`hash`] (pod
 //!   template and step hashes), [`intstr`] (int-or-percent values).
 //! - `sim` (feature `test-util`): an in-memory cluster and a virtual-time harness.
@@ -93,7 +99,11 @@
 //!   failed run it replaces.
 //! - Pod restarts (`spec.restartAt`) and ephemeral metadata are not carried out by the
 //!   machine: the phase reports "rollout is restarting", no eviction action exists yet.
-//! - The blue-green strategy is parsed and validated; its machine is not built yet.
+//! - Blue-green: see [`bluegreen`]'s module docs for its deviations (the first
+//!   ReplicaSet becomes stable when the active service switches to it; an abort cancels
+//!   an earlier `promote --full`, which otherwise flaps with `progressDeadlineAbort`).
+//! - Flagger: see [`flagger::machine`]'s module docs (checks are requests and answers,
+//!   idle canaries are no-ops, every route split sums to 100).
 //! - The machine assumes a validated spec ([`spec::Rollout::validate`], on admission or
 //!   when the spec changes). It never panics on an invalid one, and reports a spec it
 //!   cannot compute counts for as `InvalidSpec` (phase Degraded).

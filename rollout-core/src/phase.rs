@@ -184,42 +184,105 @@ fn progressing<'a>(message: &'static str) -> (RolloutPhase, Cow<'a, str>) {
     (RolloutPhase::Progressing, Cow::Borrowed(message))
 }
 
+/// A phase message kept as borrowed parts, `"<prefix>: <text>"` or just `<text>`, so a
+/// machine can compare it with the stored message without building it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PhaseMessage<'a> {
+    prefix: &'a str,
+    text: &'a str,
+}
+
+impl<'a> PhaseMessage<'a> {
+    fn plain(text: &'a str) -> Self {
+        PhaseMessage { prefix: "", text }
+    }
+
+    /// Whether `message` is this message, compared without allocating.
+    pub fn is(&self, message: &str) -> bool {
+        if self.prefix.is_empty() {
+            return message == self.text;
+        }
+        message
+            .strip_prefix(self.prefix)
+            .and_then(|m| m.strip_prefix(": "))
+            == Some(self.text)
+    }
+
+    /// The message as one string (borrowed when it has no prefix).
+    pub fn to_cow(&self) -> Cow<'a, str> {
+        if self.prefix.is_empty() {
+            Cow::Borrowed(self.text)
+        } else {
+            Cow::Owned(format!("{}: {}", self.prefix, self.text))
+        }
+    }
+}
+
+impl std::fmt::Display for PhaseMessage<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.prefix.is_empty() {
+            f.write_str(self.text)
+        } else {
+            write!(f, "{}: {}", self.prefix, self.text)
+        }
+    }
+}
+
 /// The phase and message (borrowed where Argo's string is a constant) as the controller
 /// computes them (Argo's
 /// `CalculateRolloutPhase`), without the client-side catch-up checks.
 pub fn calculate_phase<'a>(input: &PhaseInput<'a>) -> (RolloutPhase, Cow<'a, str>) {
+    let (phase, message) = calculate_phase_message(input);
+    (phase, message.to_cow())
+}
+
+/// [`calculate_phase`] with the message as [`PhaseMessage`] parts: what the machines use
+/// to update `status.message` without allocating when it did not change.
+pub fn calculate_phase_message<'a>(input: &PhaseInput<'a>) -> (RolloutPhase, PhaseMessage<'a>) {
     let status = input.status;
     for cond in &status.conditions {
         if cond.type_ == ConditionType::InvalidSpec {
             return (
                 RolloutPhase::Degraded,
-                Cow::Owned(format!("InvalidSpec: {}", cond.message)),
+                PhaseMessage {
+                    prefix: "InvalidSpec",
+                    text: &cond.message,
+                },
             );
         }
         if cond.reason == REASON_ROLLOUT_ABORTED || cond.reason == REASON_PROGRESS_DEADLINE_EXCEEDED
         {
             return (
                 RolloutPhase::Degraded,
-                Cow::Owned(format!("{}: {}", cond.reason, cond.message)),
+                PhaseMessage {
+                    prefix: &cond.reason,
+                    text: &cond.message,
+                },
             );
         }
     }
     if input.paused {
-        return (RolloutPhase::Paused, Cow::Borrowed(MSG_MANUALLY_PAUSED));
+        return (
+            RolloutPhase::Paused,
+            PhaseMessage::plain(MSG_MANUALLY_PAUSED),
+        );
     }
     if let Some(pause) = status.pause_conditions.first() {
-        return (RolloutPhase::Paused, Cow::Borrowed(pause.reason.as_str()));
+        return (
+            RolloutPhase::Paused,
+            PhaseMessage::plain(pause.reason.as_str()),
+        );
     }
     if let Some(restart_at) = input.restart_at
         && status.restarted_at != Some(restart_at)
     {
-        return progressing(MSG_RESTARTING);
+        return progressing_parts(MSG_RESTARTING);
     }
     if status.updated_replicas < input.spec_replicas {
-        return progressing(MSG_MORE_REPLICAS);
+        return progressing_parts(MSG_MORE_REPLICAS);
     }
     if status.available_replicas < status.updated_replicas {
-        return progressing(MSG_BECOMING_AVAILABLE);
+        return progressing_parts(MSG_BECOMING_AVAILABLE);
     }
     let fully_promoted =
         !status.stable_rs.is_empty() && status.stable_rs == status.current_pod_hash;
@@ -227,7 +290,7 @@ pub fn calculate_phase<'a>(input: &PhaseInput<'a>) -> (RolloutPhase, Cow<'a, str
         StrategyKind::BlueGreen => {
             let active = &status.blue_green.active_selector;
             if active.is_empty() || *active != status.current_pod_hash {
-                return progressing(MSG_CUTOVER_PENDING);
+                return progressing_parts(MSG_CUTOVER_PENDING);
             }
             if !fully_promoted {
                 let analysis_done = status
@@ -236,21 +299,25 @@ pub fn calculate_phase<'a>(input: &PhaseInput<'a>) -> (RolloutPhase, Cow<'a, str
                     .as_ref()
                     .is_some_and(|run| run.status.is_completed());
                 if input.post_promotion_analysis && !analysis_done {
-                    return progressing(MSG_WAITING_FOR_ANALYSIS);
+                    return progressing_parts(MSG_WAITING_FOR_ANALYSIS);
                 }
-                return progressing(MSG_POST_PROMOTION);
+                return progressing_parts(MSG_POST_PROMOTION);
             }
         }
         StrategyKind::Canary => {
             if !input.traffic_routing && status.replicas > status.updated_replicas {
-                return progressing(MSG_OLD_REPLICAS);
+                return progressing_parts(MSG_OLD_REPLICAS);
             }
             if !fully_promoted {
-                return progressing(MSG_STEPS_PENDING);
+                return progressing_parts(MSG_STEPS_PENDING);
             }
         }
     }
-    (RolloutPhase::Healthy, Cow::Borrowed(""))
+    (RolloutPhase::Healthy, PhaseMessage::plain(""))
+}
+
+fn progressing_parts<'a>(message: &'static str) -> (RolloutPhase, PhaseMessage<'a>) {
+    (RolloutPhase::Progressing, PhaseMessage::plain(message))
 }
 
 #[cfg(test)]
