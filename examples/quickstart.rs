@@ -12,17 +12,35 @@
 //! and is aborted back to the stable release. Each line of a timeline is one controller
 //! pass that did something, or one metric measurement. Nothing is installed, nothing
 //! sleeps, and the output is the same on every run.
+//!
+//! A third section does the same with Flagger: an A/B testing `Canary` (Istio, header
+//! and cookie match, 5 iterations, threshold 2) driven through `flagger::machine::tick`
+//! — a healthy release held once at its confirm-promotion gate and then promoted, and a
+//! bad one rolled back after two failed checks. Each line is one Flagger tick that did
+//! something.
 
 #[path = "common/quickstart_sim.rs"]
 #[allow(dead_code)] // Some fields are there for the tests.
 mod quickstart_sim;
 
+#[path = "common/flagger_sim.rs"]
+#[allow(dead_code)] // Some fields are there for the tests.
+mod flagger_sim;
+
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
     match quickstart_sim::run() {
+        Ok(q) => print!("{}", quickstart_sim::render(&q)),
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    }
+    match flagger_sim::run() {
         Ok(q) => {
-            print!("{}", quickstart_sim::render(&q));
+            println!();
+            print!("{}", flagger_sim::render(&q));
             ExitCode::SUCCESS
         }
         Err(e) => {

@@ -5,11 +5,17 @@
 //! ```
 //!
 //! The goal is zero allocations for a pass that changes nothing: a controller resyncing
-//! a fleet of paused or healthy rollouts does mostly such passes.
+//! a fleet of paused or healthy rollouts does mostly such passes. The same is reported
+//! for one `flagger::machine::tick` of an idle Flagger canary, and of a tick that moves
+//! its weight.
 
 #[path = "../common/scenario.rs"]
 #[allow(dead_code)]
 mod scenario;
+
+#[path = "../common/flagger_scenario.rs"]
+#[allow(dead_code)]
+mod flagger_scenario;
 
 use std::alloc::System;
 
@@ -49,5 +55,32 @@ fn main() {
     println!(
         "step-advancing reconcile (pause of step 2/10 ends): {allocs} allocations, {bytes} bytes (status changed: {}, events: {})",
         changed.0, changed.1
+    );
+    flagger();
+}
+
+/// The same for one `flagger::machine::tick`: the idle canary after a successful run
+/// (the machine's no-op), and the round that moves the weight from 10 to 20.
+fn flagger() {
+    use rollout_core::flagger::machine::tick;
+
+    let canary = flagger_scenario::canary();
+    let (idle, now) = flagger_scenario::succeeded(&canary);
+    let observed = idle.observed(now);
+    let _ = tick(&canary, &idle.status, &observed, now);
+    let (allocs, bytes, noop) = count(|| tick(&canary, &idle.status, &observed, now).is_noop());
+    println!(
+        "no-op Flagger tick (succeeded, target unchanged): {allocs} allocations, {bytes} bytes (no-op: {noop})"
+    );
+    let results = flagger_scenario::passing();
+    let (at_10, now) = flagger_scenario::progressing_at_10(&canary);
+    let mut observed = at_10.observed(now);
+    observed.metrics = Some(&results);
+    let (allocs, bytes, (changed, events)) = count(|| {
+        let d = tick(&canary, &at_10.status, &observed, now);
+        (d.status_changed(), d.events.len())
+    });
+    println!(
+        "weight-advancing Flagger tick (10 -> 20, metric results supplied): {allocs} allocations, {bytes} bytes (status changed: {changed}, events: {events})"
     );
 }

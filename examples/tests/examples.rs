@@ -308,3 +308,320 @@ spec:
         report.output
     );
 }
+
+// ---- the quickstart's Flagger section ----------------------------------------------------
+
+#[path = "../common/flagger_sim.rs"]
+#[allow(dead_code)]
+mod flagger_sim;
+
+use flagger_sim::{Check, TickLine, Update};
+use rollout_core::flagger::machine::{Action, Routes, ScaleTo};
+use rollout_core::flagger::spec::{AlertSeverity, HookType, Strategy};
+use rollout_core::flagger::status::CanaryPhase;
+
+/// The ticks that did something.
+fn shown(u: &Update) -> Vec<&TickLine> {
+    u.ticks.iter().filter(|t| !t.noop).collect()
+}
+
+/// The phases of the ticks that did something, repeats collapsed.
+fn phase_runs(u: &Update) -> Vec<CanaryPhase> {
+    let mut phases: Vec<CanaryPhase> = shown(u).iter().filter_map(|t| t.status.phase).collect();
+    phases.dedup();
+    phases
+}
+
+/// The calls of the webhook `name` over the run: (tick time, answer).
+fn hook_calls(u: &Update, name: &str) -> Vec<(i64, HookType, bool)> {
+    u.ticks
+        .iter()
+        .flat_map(|t| {
+            t.checks.iter().filter_map(move |c| match c {
+                Check::Webhook {
+                    name: n,
+                    hook_type,
+                    ok,
+                } if n == name => Some((t.at.millis_since(u.started) / 1000, *hook_type, *ok)),
+                _ => None,
+            })
+        })
+        .collect()
+}
+
+fn metric_checks(t: &TickLine) -> Vec<bool> {
+    t.checks
+        .iter()
+        .filter_map(|c| match c {
+            Check::Metric { ok, .. } => Some(*ok),
+            Check::Webhook { .. } => None,
+        })
+        .collect()
+}
+
+#[test]
+fn flagger_quickstart_canary_is_a_valid_ab_test() {
+    let c = flagger_sim::canary().expect("the canary parses and validates");
+    assert_eq!(c.spec.strategy(), Strategy::ABTesting);
+    let a = c.spec.analysis.as_ref().unwrap();
+    assert_eq!(
+        (a.interval_seconds(), a.threshold(), a.iterations()),
+        (60, 2, 5)
+    );
+    assert_eq!(a.match_.len(), 2);
+    assert_eq!(
+        a.match_[1].headers["cookie"].regex.as_deref(),
+        Some("^(.*?;)?(canary=always)(;.*)?$")
+    );
+}
+
+#[test]
+fn flagger_quickstart_promotes_the_good_release() {
+    let q = flagger_sim::run().expect("the Flagger quickstart runs");
+    assert_eq!(q.updates.len(), 2);
+    assert_eq!(
+        q.init.last().and_then(|t| t.status.phase),
+        Some(CanaryPhase::Initialized)
+    );
+    let good = &q.updates[0];
+    let hash = flagger_sim::template_hash(flagger_sim::GOOD.image);
+
+    // Succeeded, with all traffic back on the primary, which runs the new image, and the
+    // target scaled to zero.
+    assert_eq!(good.status.phase, Some(CanaryPhase::Succeeded));
+    assert_eq!(good.world.routes, Some(Routes::PRIMARY));
+    let primary = good.world.primary.as_ref().unwrap();
+    assert_eq!(primary.image, flagger_sim::GOOD.image);
+    assert_eq!(primary.available(good.ticks.last().unwrap().at), 2);
+    assert_eq!(
+        (good.world.target.replicas, good.world.target.pods.len()),
+        (0, 0)
+    );
+    assert_eq!(good.status.last_applied_spec, hash);
+    assert_eq!(good.status.last_promoted_spec, hash);
+    assert_eq!(good.status.failed_checks, 0);
+    assert_eq!(good.status.conditions[0].status, "True");
+
+    assert_eq!(
+        phase_runs(good),
+        [
+            CanaryPhase::Progressing,
+            CanaryPhase::WaitingPromotion,
+            CanaryPhase::Promoting,
+            CanaryPhase::Finalising,
+            CanaryPhase::Succeeded,
+        ]
+    );
+    // The iterations count up to analysis.iterations, one per tick; matching requests go
+    // to the canary from the first analysed tick until the promotion.
+    let progressing: Vec<&TickLine> = shown(good)
+        .into_iter()
+        .filter(|t| t.status.phase == Some(CanaryPhase::Progressing))
+        .collect();
+    let iterations: Vec<i32> = progressing.iter().map(|t| t.status.iterations).collect();
+    assert_eq!(iterations, [0, 1, 2, 3, 4, 5]);
+    assert!(
+        progressing[1..]
+            .iter()
+            .all(|t| t.routes == Routes::new(0, 100, false))
+    );
+    // The pre-rollout acceptance test runs once, on the first analysed tick; the metrics
+    // on every later one, all passing.
+    assert_eq!(
+        hook_calls(good, "acceptance-test"),
+        [(75, HookType::PreRollout, true)]
+    );
+    assert!(metric_checks(progressing[1]).is_empty());
+    let checked: Vec<Vec<bool>> = good
+        .ticks
+        .iter()
+        .map(metric_checks)
+        .filter(|c| !c.is_empty())
+        .collect();
+    assert_eq!(
+        checked.len(),
+        7,
+        "iterations 2..=5, two ticks in WaitingPromotion and the one that promotes"
+    );
+    assert!(checked.iter().all(|c| c == &[true, true]));
+    // One tick after the promotion the primary rollout is done; traffic shifts back in one
+    // step, then the target is scaled down.
+    let fin = shown(good)
+        .into_iter()
+        .find(|t| t.status.phase == Some(CanaryPhase::Finalising))
+        .unwrap();
+    assert_eq!(fin.routes, Routes::PRIMARY);
+    let last = good.ticks.last().unwrap();
+    assert!(last.actions.contains(&Action::ScaleTarget {
+        replicas: ScaleTo::Zero
+    }));
+}
+
+#[test]
+fn flagger_quickstart_waits_for_promotion_approval_once() {
+    let q = flagger_sim::run().unwrap();
+    let good = &q.updates[0];
+    // One WaitingPromotion episode, right before Promoting (checked in the phase runs).
+    let runs = phase_runs(good);
+    let at = runs
+        .iter()
+        .position(|p| *p == CanaryPhase::WaitingPromotion)
+        .unwrap();
+    assert_eq!(
+        runs.iter()
+            .filter(|p| **p == CanaryPhase::WaitingPromotion)
+            .count(),
+        1
+    );
+    assert_eq!(runs[at + 1], CanaryPhase::Promoting);
+    // The gate says no at 06:15 (iterations 5/5 done): WaitingPromotion, which sets
+    // iterations to analysis.iterations - 1; the next tick counts iteration 5 again
+    // without asking the gate; the one after asks again, gets a yes and promotes.
+    assert_eq!(
+        hook_calls(good, flagger_sim::GATE),
+        [
+            (375, HookType::ConfirmPromotion, false),
+            (495, HookType::ConfirmPromotion, true)
+        ]
+    );
+    let waiting: Vec<&TickLine> = shown(good)
+        .into_iter()
+        .filter(|t| t.status.phase == Some(CanaryPhase::WaitingPromotion))
+        .collect();
+    let trace: Vec<(i64, i32)> = waiting
+        .iter()
+        .map(|t| (t.at.millis_since(good.started) / 1000, t.status.iterations))
+        .collect();
+    assert_eq!(trace, [(375, 4), (435, 5)]);
+    let halts = good
+        .ticks
+        .iter()
+        .flat_map(|t| &t.events)
+        .filter(|e| e.message.contains("waiting for promotion approval approve"))
+        .count();
+    assert_eq!(halts, 1);
+    let waiting_alerts: Vec<_> = good
+        .world
+        .alerts
+        .iter()
+        .filter(|(_, s, m)| {
+            *s == AlertSeverity::Warn && m == "Canary promotion is waiting for approval."
+        })
+        .collect();
+    assert_eq!(waiting_alerts.len(), 1);
+    // The spec is copied to the primary once, on the tick the gate opened.
+    let promotes: Vec<i64> = good
+        .ticks
+        .iter()
+        .filter(|t| t.actions.contains(&Action::Promote))
+        .map(|t| t.at.millis_since(good.started) / 1000)
+        .collect();
+    assert_eq!(promotes, [495]);
+}
+
+#[test]
+fn flagger_quickstart_rolls_the_bad_release_back() {
+    let q = flagger_sim::run().unwrap();
+    let bad = &q.updates[1];
+    let ticks = shown(bad);
+    let threshold = 2;
+
+    assert_eq!(bad.status.phase, Some(CanaryPhase::Failed));
+    assert_eq!(
+        phase_runs(bad),
+        [CanaryPhase::Progressing, CanaryPhase::Failed]
+    );
+    // Each analysed tick fails its metrics: one failed check per tick, and the tick that
+    // reaches the threshold still stays Progressing.
+    let failing: Vec<&TickLine> = ticks
+        .iter()
+        .copied()
+        .filter(|t| metric_checks(t).contains(&false))
+        .collect();
+    assert_eq!(failing.len(), threshold);
+    let counts: Vec<i32> = failing.iter().map(|t| t.status.failed_checks).collect();
+    assert_eq!(counts, [1, 2]);
+    let reached = failing[threshold - 1];
+    assert_eq!(reached.status.phase, Some(CanaryPhase::Progressing));
+    assert!(
+        reached.events.iter().any(|e| {
+            e.message == "Halt podinfo.test advancement request-success-rate 95.47 < 99"
+        })
+    );
+    // The rollback comes on the next tick: routes back to the primary, target scaled to
+    // zero, phase Failed with a fresh status (failedChecks written as 0, as Flagger's
+    // SyncStatus does).
+    let last = *ticks.last().unwrap();
+    assert_eq!(last.at.millis_since(reached.at), 60_000);
+    assert!(last.actions.contains(&Action::SetRoutes {
+        primary: 100,
+        canary: 0,
+        mirrored: false
+    }));
+    assert!(last.actions.contains(&Action::ScaleTarget {
+        replicas: ScaleTo::Zero
+    }));
+    assert!(
+        last.events
+            .iter()
+            .any(|e| e.message == "Rolling back podinfo.test failed checks threshold reached 2")
+    );
+    assert!(bad.world.alerts.iter().any(|(_, s, m)| {
+        *s == AlertSeverity::Error && m == "Failed checks threshold reached 2"
+    }));
+    assert_eq!(
+        (
+            bad.status.failed_checks,
+            bad.status.iterations,
+            bad.status.canary_weight
+        ),
+        (0, 0, 0)
+    );
+    assert_eq!(bad.status.conditions[0].status, "False");
+    assert_eq!(bad.world.routes, Some(Routes::PRIMARY));
+    assert_eq!(
+        (bad.world.target.replicas, bad.world.target.pods.len()),
+        (0, 0)
+    );
+    // The primary keeps the good release; the bad one is recorded as applied, not promoted.
+    let primary = bad.world.primary.as_ref().unwrap();
+    assert_eq!(primary.image, flagger_sim::GOOD.image);
+    assert_eq!(
+        bad.status.last_applied_spec,
+        flagger_sim::template_hash(flagger_sim::BAD.image)
+    );
+    assert_eq!(
+        bad.status.last_promoted_spec,
+        flagger_sim::template_hash(flagger_sim::GOOD.image)
+    );
+    assert!(hook_calls(bad, flagger_sim::GATE).is_empty());
+    assert!(
+        !bad.ticks
+            .iter()
+            .any(|t| t.actions.contains(&Action::Promote))
+    );
+}
+
+#[test]
+fn flagger_quickstart_output_is_deterministic_and_readable() {
+    let a = flagger_sim::render(&flagger_sim::run().unwrap());
+    let b = flagger_sim::render(&flagger_sim::run().unwrap());
+    assert_eq!(a, b);
+    for needle in [
+        "Flagger Canary podinfo.test: A/B testing on istio",
+        "Initial deploy of podinfo 6.0.0: Initialized after 01:00",
+        "== Release 1: 6.0.0 -> 6.0.1",
+        "0/100 matching -> canary",
+        "acceptance-test (pre-rollout) ok",
+        "approve (confirm-promotion) no",
+        "WaitingPromotion",
+        "approve (confirm-promotion) yes",
+        "-> Succeeded after 10:15",
+        "== Release 2: 6.0.1 -> 6.0.2",
+        "duration 753ms FAILED",
+        "WARNING Rolling back podinfo.test failed checks threshold reached 2",
+        "-> Failed after 04:15",
+    ] {
+        assert!(a.contains(needle), "missing {needle:?} in\n{a}");
+    }
+}
