@@ -62,7 +62,7 @@ use crate::spec::{
 };
 use crate::status::{
     AnalysisPhase, ConditionStatus, ConditionType, PauseCondition, PauseReason,
-    RolloutAnalysisRunStatus, RolloutCondition, RolloutStatus, TrafficWeights, WeightDestination,
+    RolloutAnalysisRunStatus, RolloutStatus, TrafficWeights, WeightDestination,
 };
 use crate::time::Timestamp;
 
@@ -1884,34 +1884,7 @@ impl<'r, 'a, 'o> Pass<'r, 'a, 'o> {
         reason: &str,
         message: &str,
     ) {
-        let now = self.now;
-        if let Some(c) = self.st.condition(type_)
-            && c.status == status
-            && c.reason == reason
-            && c.message == message
-        {
-            return;
-        }
-        let s = self.s();
-        match s.conditions.iter_mut().find(|c| c.type_ == type_) {
-            Some(c) => {
-                if c.status != status {
-                    c.last_transition_time = Some(now);
-                }
-                c.status = status;
-                c.reason = reason.to_string();
-                c.message = message.to_string();
-                c.last_update_time = Some(now);
-            }
-            None => s.conditions.push(RolloutCondition {
-                type_,
-                status,
-                last_update_time: Some(now),
-                last_transition_time: Some(now),
-                reason: reason.to_string(),
-                message: message.to_string(),
-            }),
-        }
+        crate::conditions::set_condition(&mut self.st, self.now, type_, status, reason, message);
     }
 
     fn set_progressing(
@@ -1921,33 +1894,12 @@ impl<'r, 'a, 'o> Pass<'r, 'a, 'o> {
         msg: &str,
         now: Timestamp,
     ) {
-        self.set_condition(ConditionType::Progressing, status, reason, msg);
-        if let Some(c) = self
-            .s()
-            .conditions
-            .iter_mut()
-            .find(|c| c.type_ == ConditionType::Progressing)
-        {
-            c.last_update_time = Some(now);
-        }
+        crate::conditions::set_progressing(&mut self.st, now, status, reason, msg);
     }
 
     /// Progress was made: refresh the Progressing condition's `lastUpdateTime`.
     fn touch_progress(&mut self) {
-        let now = self.now;
-        let needs = self
-            .st
-            .condition(ConditionType::Progressing)
-            .is_some_and(|c| c.last_update_time != Some(now) && c.status == ConditionStatus::True);
-        if needs
-            && let Some(c) = self
-                .s()
-                .conditions
-                .iter_mut()
-                .find(|c| c.type_ == ConditionType::Progressing)
-        {
-            c.last_update_time = Some(now);
-        }
+        crate::conditions::touch_progress(&mut self.st, self.now);
     }
 
     fn at_blocking_step(&self, ctx: &Ctx<'_>) -> bool {

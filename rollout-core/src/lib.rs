@@ -111,6 +111,7 @@
 pub mod bluegreen;
 pub mod canary;
 pub mod command;
+mod conditions;
 pub mod duration;
 pub mod experiment;
 pub mod flagger;
