@@ -13,6 +13,12 @@
 //! pass that did something, or one metric measurement. Nothing is installed, nothing
 //! sleeps, and the output is the same on every run.
 //!
+//! A second section does the same with a blue-green `Rollout` driven through
+//! `bluegreen::reconcile` (5 pods; a 2-pod preview behind `web-preview` with a smoke test,
+//! manual promotion, then a success-rate check behind `web-active`): a healthy release
+//! is promoted and takes over `web-active`; a bad one passes its smoke test, fails its
+//! post-promotion analysis, and `web-active` is switched back to the old release.
+//!
 //! A third section does the same with Flagger: an A/B testing `Canary` (Istio, header
 //! and cookie match, 5 iterations, threshold 2) driven through `flagger::machine::tick`
 //! — a healthy release held once at its confirm-promotion gate and then promoted, and a
@@ -23,6 +29,10 @@
 #[allow(dead_code)] // Some fields are there for the tests.
 mod quickstart_sim;
 
+#[path = "common/bluegreen_sim.rs"]
+#[allow(dead_code)] // Some fields are there for the tests.
+mod bluegreen_sim;
+
 #[path = "common/flagger_sim.rs"]
 #[allow(dead_code)] // Some fields are there for the tests.
 mod flagger_sim;
@@ -32,6 +42,16 @@ use std::process::ExitCode;
 fn main() -> ExitCode {
     match quickstart_sim::run() {
         Ok(q) => print!("{}", quickstart_sim::render(&q)),
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    }
+    match bluegreen_sim::run() {
+        Ok(b) => {
+            println!();
+            print!("{}", bluegreen_sim::render(&b));
+        }
         Err(e) => {
             eprintln!("error: {e}");
             return ExitCode::FAILURE;

@@ -7,11 +7,16 @@
 //! The goal is zero allocations for a pass that changes nothing: a controller resyncing
 //! a fleet of paused or healthy rollouts does mostly such passes. The same is reported
 //! for one `flagger::machine::tick` of an idle Flagger canary, and of a tick that moves
-//! its weight.
+//! its weight, and for one `bluegreen::reconcile` pass of a blue-green rollout waiting at
+//! each of its gates, and of the pass that switches its active service.
 
 #[path = "../common/scenario.rs"]
 #[allow(dead_code)]
 mod scenario;
+
+#[path = "../common/bluegreen_scenario.rs"]
+#[allow(dead_code)]
+mod bluegreen_scenario;
 
 #[path = "../common/flagger_scenario.rs"]
 #[allow(dead_code)]
@@ -57,6 +62,7 @@ fn main() {
         changed.0, changed.1
     );
     flagger();
+    blue_green();
 }
 
 /// The same for one `flagger::machine::tick`: the idle canary after a successful run
@@ -82,5 +88,41 @@ fn flagger() {
     });
     println!(
         "weight-advancing Flagger tick (10 -> 20, metric results supplied): {allocs} allocations, {bytes} bytes (status changed: {changed}, events: {events})"
+    );
+}
+
+/// The same for one `bluegreen::reconcile` pass: the update waiting on each of its gates
+/// and the resynced Healthy rollout (no-ops), and the pass that switches `web-active` to
+/// the new ReplicaSet.
+fn blue_green() {
+    use bluegreen_scenario as bg;
+
+    for (label, h) in [
+        (
+            "pre-promotion analysis running",
+            bg::pre_promotion_running(),
+        ),
+        ("paused in BlueGreenPause", bg::paused()),
+        (
+            "switched, post-promotion analysis running",
+            bg::post_promotion_running(),
+        ),
+        ("healthy", bg::healthy()),
+    ] {
+        let _ = bg::decide(&h, h.now);
+        let (allocs, bytes, noop) = count(|| bg::decide(&h, h.now).is_noop());
+        println!(
+            "no-op blue-green reconcile ({label}): {allocs} allocations, {bytes} bytes (no-op: {noop})"
+        );
+    }
+    let h = bg::about_to_switch();
+    let _ = bg::decide(&h, h.now);
+    let (allocs, bytes, (actions, events)) = count(|| {
+        let d = bg::decide(&h, h.now);
+        (d.actions.len(), d.events.len())
+    });
+    println!(
+        "active-service-switching blue-green reconcile (promoted, new ReplicaSet saturated): {allocs} allocations, {bytes} bytes (actions: {actions}, events: {events}, switches: {})",
+        bg::is_switch(&h)
     );
 }

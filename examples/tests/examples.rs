@@ -625,3 +625,275 @@ fn flagger_quickstart_output_is_deterministic_and_readable() {
         assert!(a.contains(needle), "missing {needle:?} in\n{a}");
     }
 }
+
+// ---- the quickstart's blue-green section -------------------------------------------------
+
+#[path = "../common/bluegreen_sim.rs"]
+#[allow(dead_code)]
+mod bluegreen_sim;
+
+use rollout_core::canary::AnalysisRunKind;
+
+/// Seconds between two instants.
+fn secs_between(a: rollout_core::time::Timestamp, b: rollout_core::time::Timestamp) -> i64 {
+    b.millis_since(a) / 1000
+}
+
+#[test]
+fn bluegreen_quickstart_manifest_matches_the_scripted_templates() {
+    let ro = bluegreen_sim::manifest_rollout().expect("the blue-green manifest parses");
+    assert_eq!(ro.metadata.name.as_deref(), Some(bluegreen_sim::ROLLOUT));
+    assert_eq!(ro.spec.replicas(), 5);
+    let bg = ro.spec.strategy.blue_green.as_ref().unwrap();
+    assert_eq!(bg.active_service, "web-active");
+    assert_eq!(bg.preview_service.as_deref(), Some("web-preview"));
+    assert_eq!(bg.preview_replica_count, Some(2));
+    assert!(!bg.auto_promotion_enabled());
+    assert_eq!(bg.scale_down_delay_seconds(), 30);
+    assert_eq!(bg.abort_scale_down_delay_seconds(), 30);
+    let name = |a: Option<&rollout_core::spec::RolloutAnalysis>| {
+        a.map(|a| a.templates[0].template_name.clone())
+    };
+    assert_eq!(
+        name(bg.pre_promotion_analysis.as_ref()).as_deref(),
+        Some(bluegreen_sim::SMOKE_TEST.name)
+    );
+    assert_eq!(
+        name(bg.post_promotion_analysis.as_ref()).as_deref(),
+        Some(bluegreen_sim::SUCCESS_RATE.name)
+    );
+    // The scripted analysis controller uses what the AnalysisTemplates say.
+    for (t, interval, success) in [
+        (bluegreen_sim::SMOKE_TEST, "10s", "0.99"),
+        (bluegreen_sim::SUCCESS_RATE, "30s", "0.95"),
+    ] {
+        let doc = bluegreen_sim::MANIFEST
+            .split("\n---\n")
+            .find(|d| {
+                d.contains("kind: AnalysisTemplate") && d.contains(&format!("name: {}\n", t.name))
+            })
+            .unwrap();
+        for line in [
+            format!("- name: {}", t.metric),
+            format!("interval: {interval}"),
+            format!("count: {}", t.count),
+            format!("failureLimit: {}", t.failure_limit),
+            format!("successCondition: result[0] >= {success}"),
+        ] {
+            assert!(doc.contains(&line), "{} lacks {line:?}", t.name);
+        }
+        assert_eq!(t.threshold.to_string(), success);
+        assert_eq!(format!("{}s", t.interval_seconds), interval);
+    }
+}
+
+#[test]
+fn bluegreen_quickstart_promotes_the_healthy_release() {
+    let b = bluegreen_sim::run().expect("the blue-green quickstart runs");
+    assert_eq!(b.initial_healthy_after, bluegreen_sim::POD_READY_SECONDS);
+    assert_eq!(b.updates.len(), 2);
+    let good = &b.updates[0];
+    assert_eq!(good.old_hash, b.initial_hash);
+    assert_ne!(good.old_hash, good.new_hash);
+
+    // The outcome: promoted, Healthy, both services on the new revision, all 5 pods up,
+    // the old set at 0.
+    assert_eq!(good.status.stable_rs, good.new_hash);
+    assert_eq!(good.status.phase, Some(RolloutPhase::Healthy));
+    assert!(!good.status.abort);
+    assert_eq!(
+        good.cluster.service_selector("web-active"),
+        Some(good.new_hash.as_str())
+    );
+    assert_eq!(
+        good.cluster.service_selector("web-preview"),
+        Some(good.new_hash.as_str())
+    );
+    let new = good.cluster.replica_set(&good.new_hash).unwrap();
+    assert_eq!((new.spec_replicas, new.available_replicas), (5, 5));
+    let old = good.cluster.replica_set(&good.old_hash).unwrap();
+    assert_eq!((old.spec_replicas, old.available_replicas), (0, 0));
+
+    // The preview: until the promotion, 2 pods behind web-preview while web-active stays
+    // on the old set; the smoke test passes three times on them.
+    let passes: Vec<_> = good.passes().collect();
+    let promotions = good.promotions();
+    assert_eq!(promotions.len(), 1, "one promote");
+    let promoted = promotions[0];
+    let before: Vec<_> = passes.iter().filter(|p| p.at < promoted).collect();
+    assert!(before.len() > 3);
+    assert!(before.iter().all(|p| {
+        p.active == good.old_hash && p.preview == good.new_hash && p.old == (5, 5) && p.new.0 <= 2
+    }));
+    let smoke: Vec<_> = good
+        .measurements()
+        .filter(|m| m.kind == AnalysisRunKind::PrePromotion)
+        .collect();
+    assert_eq!(smoke.len(), 3);
+    assert!(
+        smoke
+            .iter()
+            .all(|m| m.ok && m.template.name == "smoke-test")
+    );
+    assert_eq!(
+        smoke[2].verdict.as_ref().map(|v| v.0),
+        Some(AnalysisPhase::Successful)
+    );
+
+    // The pause: after the smoke test, at 2/2 pods; the promote comes REVIEW_SECONDS later.
+    let paused = good.event_at("RolloutPaused").unwrap();
+    assert_eq!(paused, smoke[2].at);
+    let at_pause = passes.iter().find(|p| p.at == paused).unwrap();
+    assert_eq!(at_pause.stage, bluegreen_sim::Stage::Paused);
+    assert_eq!(at_pause.new, (2, 2));
+    assert_eq!(at_pause.phase, "Paused: BlueGreenPause");
+    assert_eq!(promoted, paused.add_secs(bluegreen_sim::REVIEW_SECONDS));
+
+    // The promote scales the preview to 5 at once; the switch waits for the 3 new pods.
+    let scaled = passes.iter().find(|p| p.new.0 == 5).unwrap();
+    assert_eq!(scaled.at, promoted);
+    assert_eq!(scaled.active, good.old_hash);
+    let switch = passes.iter().find(|p| p.active == good.new_hash).unwrap();
+    assert_eq!(
+        secs_between(promoted, switch.at),
+        bluegreen_sim::POD_READY_SECONDS
+    );
+    assert_eq!(switch.new, (5, 5));
+    assert!(switch.events.iter().any(|e| e.reason == "SwitchService"
+        && e.message.contains("'web-active'")
+        && e.message.ends_with(&format!("to '{}'", good.new_hash))));
+
+    // Post-promotion: three passing measurements from the switch on, then the new set
+    // becomes stable; the old one keeps its 5 pods until then.
+    let post: Vec<_> = good
+        .measurements()
+        .filter(|m| m.kind == AnalysisRunKind::PostPromotion)
+        .collect();
+    assert_eq!(post.len(), 3);
+    assert!(post.iter().all(|m| m.ok));
+    assert_eq!(post[0].at, switch.at);
+    let completed = good.event_at("RolloutCompleted").unwrap();
+    assert_eq!(completed, post[2].at);
+    assert!(
+        passes
+            .iter()
+            .filter(|p| p.at < completed)
+            .all(|p| p.old == (5, 5))
+    );
+
+    // The old set goes to 0 exactly scaleDownDelaySeconds (30 s) after the new one became
+    // stable: as in Argo, it stays referenced as the stable set (and so kept) while the
+    // post-promotion analysis runs.
+    let down = passes.iter().find(|p| p.old.0 == 0).unwrap();
+    assert_eq!(secs_between(completed, down.at), 30);
+    assert_eq!(
+        secs_between(switch.at, down.at),
+        30 + bluegreen_sim::SUCCESS_RATE.interval_seconds * 2
+    );
+    assert_eq!(down.stage, bluegreen_sim::Stage::Promoted);
+}
+
+#[test]
+fn bluegreen_quickstart_switches_the_bad_release_back() {
+    let b = bluegreen_sim::run().unwrap();
+    let (good, bad) = (&b.updates[0], &b.updates[1]);
+    assert_eq!(bad.old_hash, good.new_hash);
+
+    // The smoke test passes, the person promotes, web-active switches to the new set.
+    let smoke: Vec<_> = bad
+        .measurements()
+        .filter(|m| m.kind == AnalysisRunKind::PrePromotion)
+        .collect();
+    assert_eq!(smoke.len(), 3);
+    assert!(smoke.iter().all(|m| m.ok));
+    assert_eq!(bad.promotions().len(), 1);
+    let passes: Vec<_> = bad.passes().collect();
+    let switch = passes.iter().find(|p| p.active == bad.new_hash).unwrap();
+
+    // Production traffic fails it: two failing measurements fail the run.
+    let post: Vec<_> = bad
+        .measurements()
+        .filter(|m| m.kind == AnalysisRunKind::PostPromotion)
+        .collect();
+    assert_eq!(post.len(), 2);
+    assert!(post.iter().all(|m| !m.ok));
+    assert_eq!(
+        post[1].verdict,
+        Some((
+            AnalysisPhase::Failed,
+            "Metric \"success-rate\" assessed Failed due to failed (2) > failureLimit (1)"
+                .to_string()
+        ))
+    );
+
+    // The abort: in the pass that sees the failure, web-active goes back to the old set.
+    let aborted = bad.event_at("RolloutAborted").unwrap();
+    assert_eq!(aborted, post[1].at);
+    assert_eq!(
+        secs_between(switch.at, aborted),
+        bluegreen_sim::SUCCESS_RATE.interval_seconds
+    );
+    let back = passes
+        .iter()
+        .find(|p| p.at >= switch.at && p.active == bad.old_hash)
+        .unwrap();
+    assert_eq!(back.at, aborted);
+    assert_eq!(back.stage, bluegreen_sim::Stage::Aborted);
+    assert!(
+        back.events.iter().any(|e| e.reason == "SwitchService"
+            && e.message.ends_with(&format!("to '{}'", bad.old_hash)))
+    );
+    assert_eq!(
+        bad.cluster.service_selector("web-active"),
+        Some(bad.old_hash.as_str())
+    );
+
+    // Degraded with Argo's message; the stable set unchanged and at full size.
+    assert_eq!(bad.status.phase, Some(RolloutPhase::Degraded));
+    assert!(bad.status.abort);
+    assert_eq!(bad.status.stable_rs, bad.old_hash);
+    assert_eq!(
+        bad.status.message,
+        "RolloutAborted: Rollout aborted update to revision 3: PostPromotion analysis phase \
+         failed: Metric \"success-rate\" assessed Failed due to failed (2) > failureLimit (1)"
+    );
+    let old = bad.cluster.replica_set(&bad.old_hash).unwrap();
+    assert_eq!((old.spec_replicas, old.available_replicas), (5, 5));
+    assert!(passes.iter().all(|p| p.old == (5, 5)));
+
+    // The preview keeps its pods for abortScaleDownDelaySeconds (30 s), then goes to 0.
+    let down = passes
+        .iter()
+        .find(|p| p.new.0 == 0 && p.at > switch.at)
+        .unwrap();
+    assert_eq!(secs_between(aborted, down.at), 30);
+    let new = bad.cluster.replica_set(&bad.new_hash).unwrap();
+    assert_eq!((new.spec_replicas, new.available_replicas), (0, 0));
+}
+
+#[test]
+fn bluegreen_quickstart_output_is_deterministic_and_readable() {
+    let a = bluegreen_sim::render(&bluegreen_sim::run().unwrap());
+    let b = bluegreen_sim::render(&bluegreen_sim::run().unwrap());
+    assert_eq!(a, b);
+    for needle in [
+        "Rollout web (5 pods), blue-green: web-active serves production",
+        "switch web-active to the new ReplicaSet",
+        "Initial deploy of ghcr.io/example/web:1.0: Healthy after 00:15",
+        "== Blue-green update 1: 1.0 -> 1.1",
+        "smoke-test measurement 3/3: pass-rate",
+        "Paused: BlueGreenPause | Rollout is paused (BlueGreenPause)",
+        "USER kubectl argo rollouts promote web  (status patch {\"status\":{\"pauseConditions\":null}})",
+        "Switched selector for service 'web-active'",
+        "Completed blue-green update",
+        "-> Healthy after 03:20",
+        "30s after the promotion",
+        "== Blue-green update 2: 1.1 -> 1.2",
+        "success-rate measurement 2/3: success-rate",
+        "PostPromotion analysis phase failed",
+        "-> Degraded after 02:50",
+        "30s after the abort",
+    ] {
+        assert!(a.contains(needle), "missing {needle:?} in\n{a}");
+    }
+}
