@@ -10,9 +10,13 @@
 //! only asks for check results, run the checks and tick again at the same `now`; then
 //! execute the actions, persist the status and come back at `requeue_at`.
 
+#[path = "util.rs"]
+mod util;
+
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
+use util::{Noise, mm_ss, tag};
 
 use rollout_core::flagger::machine::{
     Action, DeploymentState, Event, EventType, MetricOutcome, MetricResult, Observed, Readiness,
@@ -135,27 +139,6 @@ pub(crate) const BAD: Release = Release {
 /// Why the simulation could not run (a broken canary, or a run that never ends).
 pub(crate) type Error = Box<dyn std::error::Error>;
 
-/// A deterministic pseudo-random stream (SplitMix64, the generator of the Argo runs).
-#[derive(Debug, Clone)]
-struct Noise(u64);
-
-impl Noise {
-    /// A uniform sample in `[0, 1)`.
-    fn next_unit(&mut self) -> f64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^= z >> 31;
-        (z >> 11) as f64 / (1u64 << 53) as f64
-    }
-
-    /// A sample uniform in `mean ± spread`.
-    fn around(&mut self, (mean, spread): (f64, f64)) -> f64 {
-        mean + spread * (2.0 * self.next_unit() - 1.0)
-    }
-}
-
 /// A sampled value as Flagger prints it: `96.16` for a rate, `753ms` for a duration.
 fn number(value: f64, unit: &str) -> String {
     if unit == "ms" {
@@ -186,11 +169,6 @@ fn unit_of(metric: &str) -> &'static str {
 /// The hash Flagger compares with `lastAppliedSpec`: here, of the pod template's image.
 pub(crate) fn template_hash(image: &str) -> String {
     fnv_hash(image).to_string()
-}
-
-/// `ghcr.io/x/podinfo:6.0.1` -> `6.0.1`.
-pub(crate) fn tag(image: &str) -> &str {
-    image.rsplit_once(':').map_or(image, |(_, t)| t)
 }
 
 /// A Deployment of the simulated cluster. The controller observes every change at
@@ -735,10 +713,6 @@ pub(crate) fn run() -> Result<FlaggerQuickstart, Error> {
         init,
         updates: vec![good, bad],
     })
-}
-
-fn mm_ss(secs: i64) -> String {
-    format!("{:02}:{:02}", secs / 60, secs % 60)
 }
 
 fn describe_match(name: &str, m: &StringMatch) -> String {

@@ -3,7 +3,11 @@
 //! promoted and a bad one whose analysis fails and aborts it. Shared by the `quickstart`
 //! example and the examples' tests.
 
+#[path = "util.rs"]
+mod util;
+
 use std::fmt::Write as _;
+use util::{Noise, mm_ss, tag};
 
 use rollout_core::canary::{Event, EventType};
 use rollout_core::command;
@@ -65,23 +69,6 @@ pub(crate) const BAD: Release = Release {
     spread: 0.02,
     seed: 12,
 };
-
-/// A deterministic pseudo-random stream (SplitMix64).
-#[derive(Debug, Clone)]
-struct Noise(u64);
-
-impl Noise {
-    /// A uniform sample in `[0, 1)`.
-    fn next_unit(&mut self) -> f64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^= z >> 31;
-        // The top 53 bits as a fraction.
-        (z >> 11) as f64 / (1u64 << 53) as f64
-    }
-}
 
 /// One measurement of the success-rate metric.
 #[derive(Debug, Clone, PartialEq)]
@@ -467,14 +454,6 @@ pub(crate) fn run() -> Result<Quickstart, Error> {
         initial_healthy_after,
         updates: vec![good, bad],
     })
-}
-
-fn mm_ss(secs: i64) -> String {
-    format!("{:02}:{:02}", secs / 60, secs % 60)
-}
-
-fn tag(image: &str) -> &str {
-    image.rsplit_once(':').map_or(image, |(_, t)| t)
 }
 
 /// An event's message; only its reason when the phase column already says it.
