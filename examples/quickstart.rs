@@ -28,6 +28,8 @@
 #[path = "common/quickstart_sim.rs"]
 #[allow(dead_code)] // Some fields are there for the tests.
 mod quickstart_sim;
+#[path = "common/util.rs"]
+mod util;
 
 #[path = "common/bluegreen_sim.rs"]
 #[allow(dead_code)] // Some fields are there for the tests.

@@ -7,11 +7,8 @@
 //! the machine switches `web-active` back. Shared by the `quickstart` example and the
 //! examples' tests.
 
-#[path = "util.rs"]
-mod util;
-
+use crate::util::{Noise, mm_ss, tag};
 use std::fmt::Write as _;
-use util::{Noise, mm_ss, tag};
 
 use rollout_core::canary::{AnalysisRunKind, Event, EventType};
 use rollout_core::command;

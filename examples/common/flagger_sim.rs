@@ -10,13 +10,10 @@
 //! only asks for check results, run the checks and tick again at the same `now`; then
 //! execute the actions, persist the status and come back at `requeue_at`.
 
-#[path = "util.rs"]
-mod util;
-
+use crate::util::{Noise, mm_ss, tag};
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use util::{Noise, mm_ss, tag};
 
 use rollout_core::flagger::machine::{
     Action, DeploymentState, Event, EventType, MetricOutcome, MetricResult, Observed, Readiness,

@@ -3,11 +3,8 @@
 //! promoted and a bad one whose analysis fails and aborts it. Shared by the `quickstart`
 //! example and the examples' tests.
 
-#[path = "util.rs"]
-mod util;
-
+use crate::util::{Noise, mm_ss, tag};
 use std::fmt::Write as _;
-use util::{Noise, mm_ss, tag};
 
 use rollout_core::canary::{Event, EventType};
 use rollout_core::command;

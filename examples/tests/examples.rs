@@ -3,6 +3,8 @@
 #[path = "../common/quickstart_sim.rs"]
 #[allow(dead_code)]
 mod quickstart_sim;
+#[path = "../common/util.rs"]
+mod util;
 
 #[path = "../common/plan_file.rs"]
 #[allow(dead_code)]
