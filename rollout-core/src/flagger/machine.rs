@@ -104,10 +104,14 @@
 //!   tick then waits (primary not ready), the next tick no longer sees the revision as
 //!   new and it is never analysed. Here an idle failed canary is a no-op tick and a new
 //!   revision stays new until its run starts.
+//! - Deletion with `revertOnDeletion` (the Canary carries `metadata.deletionTimestamp`):
+//!   phase Terminating, the target's autoscaler resumed and the target scaled up, then one
+//!   [`Action::RevertOnDeletion`] (apex Service back to the target, routing restored,
+//!   finalizer removed) once the target is ready. Flagger retries that wait with a short
+//!   backoff inside one call; here each tick re-checks.
 //! - Not modelled: the metric-provider probe of new canaries (log only), session-affinity
-//!   cookies in the status (router concern), deletion with `revertOnDeletion`
-//!   (Terminating), and the controller's default provider: a `Canary` without
-//!   `spec.provider` is treated as a mesh provider, not `kubernetes`.
+//!   cookies in the status (router concern), and the controller's default provider: a
+//!   `Canary` without `spec.provider` is treated as a mesh provider, not `kubernetes`.
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
@@ -345,6 +349,13 @@ pub enum Action {
     PauseTargetScaler,
     /// Resume the target's autoscaler.
     ResumeTargetScaler,
+    /// Add the finalizer `finalizer.flagger.app` to the Canary (`revertOnDeletion`).
+    AddFinalizer,
+    /// The Canary is being deleted with `revertOnDeletion` and the target serves again:
+    /// point the apex Service back at the target's pods, restore the provider's routing
+    /// objects to what they were before Flagger (mesh router `Finalize`), and remove the
+    /// finalizer so the deletion completes.
+    RevertOnDeletion,
     /// Point the apex Service at the primary pods (Kubernetes router `Reconcile`).
     ReconcileApexService,
     /// Create or update the routing objects of the provider (mesh router `Reconcile`);
@@ -1105,6 +1116,12 @@ impl<'r, 'a, 'o> Tick<'r, 'a, 'o> {
     fn run(&mut self) -> Step {
         let (name, ns, target) = (self.name(), self.namespace(), self.target());
 
+        // Deletion with revertOnDeletion (Flagger's finalizer): give the target its
+        // traffic back before the Canary goes.
+        if self.spec.revert_on_deletion && self.canary.metadata.deletion_timestamp.is_some() {
+            return self.terminate();
+        }
+
         // 1. suspend
         if self.spec.suspend {
             self.info("skipping canary run as object is suspended".into());
@@ -1114,6 +1131,7 @@ impl<'r, 'a, 'o> Tick<'r, 'a, 'o> {
         // 2-8. initialisation
         let phase = match self.phase() {
             None | Some(CanaryPhase::Initializing) => return self.initialize(),
+            // Terminating without a deletion in progress: nothing to do.
             Some(CanaryPhase::Terminating | CanaryPhase::Terminated) => return Ok(()),
             Some(p) => p,
         };
@@ -1343,6 +1361,39 @@ impl<'r, 'a, 'o> Tick<'r, 'a, 'o> {
         }
     }
 
+    /// The finalizer of a Canary deleted with `revertOnDeletion`: phase Terminating, the
+    /// target's autoscaler resumed and the target scaled up; once it is ready, routing is
+    /// reverted and the finalizer removed.
+    fn terminate(&mut self) -> Step {
+        if self.phase() != Some(CanaryPhase::Terminating) {
+            self.set_phase(CanaryPhase::Terminating);
+            self.info(format!(
+                "Terminating canary {}.{}",
+                self.name(),
+                self.namespace()
+            ));
+        }
+        match &self.obs.canary {
+            Readiness::Ready => {
+                self.act(Action::RevertOnDeletion);
+                self.info(format!(
+                    "Finalized canary {}.{}: traffic restored to {}",
+                    self.name(),
+                    self.namespace(),
+                    self.target()
+                ));
+            }
+            Readiness::Waiting(message) | Readiness::Failed(message) => {
+                self.act(Action::ResumeTargetScaler);
+                self.act(Action::ScaleTarget {
+                    replicas: ScaleTo::Up,
+                });
+                self.warn(message.clone());
+            }
+        }
+        Ok(())
+    }
+
     fn initialize(&mut self) -> Step {
         if self.phase().is_none() {
             // What Flagger's informer does for a canary without conditions.
@@ -1361,6 +1412,9 @@ impl<'r, 'a, 'o> Tick<'r, 'a, 'o> {
             }
         }
         self.act(Action::InitializeServices);
+        if self.spec.revert_on_deletion {
+            self.act(Action::AddFinalizer);
+        }
         if self.is_appmesh() {
             self.act(Action::ReconcileRouting);
         }

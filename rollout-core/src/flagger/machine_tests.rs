@@ -1795,3 +1795,48 @@ mod props {
         }
     }
 }
+
+// ---- deletion with revertOnDeletion -------------------------------------------------------
+
+fn deleting(sim: &mut Sim) {
+    sim.canary.metadata.deletion_timestamp =
+        Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+            serde_json::from_value(json!("2027-01-15T08:00:00Z")).expect("time"),
+        ));
+}
+
+#[test]
+fn revert_on_deletion_adds_a_finalizer_and_restores_the_target() {
+    let c = canary_with(json!({"stepWeight": 10, "maxWeight": 50}), |v| {
+        v["spec"]["revertOnDeletion"] = json!(true);
+    });
+    let mut sim = Sim::new(c);
+    let out = sim.tick();
+    assert!(out.has(|a| *a == Action::AddFinalizer), "{:?}", out.actions);
+
+    // Deleted: Terminating, the target scaled back up while it is not ready.
+    deleting(&mut sim);
+    sim.target = Readiness::Waiting("podinfo is scaled to 0".into());
+    let out = sim.tick();
+    assert_eq!(sim.phase(), Some(CanaryPhase::Terminating));
+    assert!(out.has(|a| *a == Action::ResumeTargetScaler));
+    assert!(scaled(&out, ScaleTo::Up));
+    assert!(!out.has(|a| *a == Action::RevertOnDeletion));
+    // Once the target serves, routing is reverted and the finalizer removed.
+    sim.target = Readiness::Ready;
+    let out = sim.tick();
+    assert!(out.has(|a| *a == Action::RevertOnDeletion));
+    assert!(out.event_with("traffic restored to podinfo"));
+}
+
+#[test]
+fn deletion_without_revert_on_deletion_changes_nothing() {
+    let mut sim = Sim::new(canary(json!({"stepWeight": 10, "maxWeight": 50})));
+    let out = sim.tick();
+    assert!(!out.has(|a| *a == Action::AddFinalizer));
+    sim.tick();
+    deleting(&mut sim);
+    let out = sim.tick();
+    assert_ne!(sim.phase(), Some(CanaryPhase::Terminating));
+    assert!(!out.has(|a| *a == Action::RevertOnDeletion));
+}
