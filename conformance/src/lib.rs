@@ -78,6 +78,7 @@ pub type Handler = fn(&Case<'_>) -> CaseResult;
 /// The handler for a vector file, or `None` when its area is not supported yet.
 pub fn handler_for(group: &str, file: &str) -> Option<Handler> {
     match (group, file) {
+        ("argo", "conditions.json") => Some(argo::conditions::run_case),
         ("argo", "replica_counts.json") => Some(argo::replica_counts::run_case),
         ("argo", "rollout_phase.json") => Some(argo::rollout_phase::run_case),
         ("flagger", "weight_progression.json") => Some(flagger::weight_progression::run_case),

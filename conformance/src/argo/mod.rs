@@ -1,4 +1,5 @@
 //! Adapters for the Argo Rollouts vectors (`argo/*.json`).
 
+pub mod conditions;
 pub mod replica_counts;
 pub mod rollout_phase;
