@@ -32,8 +32,15 @@
 //! * [`eval_condition`]: one expression that must yield a bool (Argo's `EvalCondition`).
 //! * [`evaluate_result`]: both conditions to an [`Evaluation`] (Argo's `EvaluateResult`),
 //!   including the measurement value as Argo stores it ([`format_measurement`]).
+//! * [`run`]: the verdict rules over counters — a metric's phase from its limits
+//!   ([`run::metric_phase`]), the run's worst-of phase, message and dry-run summary
+//!   ([`run::run_phase`]), the counter table ([`run::record_measurement`]).
+//! * [`flagger`]: Flagger's metric checks (inclusive `thresholdRange`, whole-millisecond
+//!   request durations, legacy `threshold`).
 
 pub mod expr;
+pub mod flagger;
+pub mod run;
 
 use expr::{Env, ExprError, Program, Value, format_float};
 

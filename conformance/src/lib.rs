@@ -78,9 +78,11 @@ pub type Handler = fn(&Case<'_>) -> CaseResult;
 /// The handler for a vector file, or `None` when its area is not supported yet.
 pub fn handler_for(group: &str, file: &str) -> Option<Handler> {
     match (group, file) {
+        ("argo", "analysis_status.json") => Some(argo::analysis_status::run_case),
         ("argo", "conditions.json") => Some(argo::conditions::run_case),
         ("argo", "replica_counts.json") => Some(argo::replica_counts::run_case),
         ("argo", "rollout_phase.json") => Some(argo::rollout_phase::run_case),
+        ("flagger", "metric_checks.json") => Some(flagger::metric_checks::run_case),
         ("flagger", "weight_progression.json") => Some(flagger::weight_progression::run_case),
         _ => None,
     }

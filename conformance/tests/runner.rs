@@ -95,7 +95,8 @@ fn unknown_kinds_fail_and_the_directory_argument_is_honoured() {
         "argo/replica_counts.json",
         &json!([passing_case(), unknown_kind_case()]),
     );
-    dir.write("argo/analysis_status.json", &json!([]));
+    // A file no handler covers (a future area) is reported, not failed.
+    dir.write("argo/zz_future_area.json", &json!([]));
     dir.write(
         "kayenta/scoring.json",
         &json!({"description": "x", "cases": []}),
@@ -106,8 +107,8 @@ fn unknown_kinds_fail_and_the_directory_argument_is_honoured() {
     assert_eq!(
         report.lines(),
         [
-            "conformance argo/analysis_status.json: unsupported",
             "conformance argo/replica_counts.json: 1 passed, 1 failed, 0 deviations",
+            "conformance argo/zz_future_area.json: unsupported",
             "conformance kayenta/scoring.json: unsupported",
         ]
     );

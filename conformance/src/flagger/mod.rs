@@ -1,3 +1,4 @@
 //! Adapters for the Flagger vectors (`flagger/*.json`).
 
+pub mod metric_checks;
 pub mod weight_progression;
