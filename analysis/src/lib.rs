@@ -37,10 +37,16 @@
 //!   ([`run::run_phase`]), the counter table ([`run::record_measurement`]).
 //! * [`flagger`]: Flagger's metric checks (inclusive `thresholdRange`, whole-millisecond
 //!   request durations, legacy `threshold`).
+//! * [`judge`]: a Kayenta-style statistical canary judge (Mann-Whitney interval and
+//!   Hodges-Lehmann estimate, metric classification, weighted-sum scoring).
+//! * [`template`]: AnalysisTemplate / ClusterAnalysisTemplate / AnalysisRun and Flagger
+//!   MetricTemplate documents — parsing with field paths, validation, `{{args.x}}` resolution.
 
 pub mod expr;
 pub mod flagger;
+pub mod judge;
 pub mod run;
+pub mod template;
 
 use expr::{Env, ExprError, Program, Value, format_float};
 

@@ -98,7 +98,7 @@ fn unknown_kinds_fail_and_the_directory_argument_is_honoured() {
     // A file no handler covers (a future area) is reported, not failed.
     dir.write("argo/zz_future_area.json", &json!([]));
     dir.write(
-        "kayenta/scoring.json",
+        "kayenta/zz_future_area.json",
         &json!({"description": "x", "cases": []}),
     );
     dir.write_text("argo/README.md", "not a vector file");
@@ -109,7 +109,7 @@ fn unknown_kinds_fail_and_the_directory_argument_is_honoured() {
         [
             "conformance argo/replica_counts.json: 1 passed, 1 failed, 0 deviations",
             "conformance argo/zz_future_area.json: unsupported",
-            "conformance kayenta/scoring.json: unsupported",
+            "conformance kayenta/zz_future_area.json: unsupported",
         ]
     );
     assert!(!report.is_success());
