@@ -34,8 +34,8 @@
 
 pub mod argo;
 pub mod flagger;
-pub mod kayenta;
 mod json;
+pub mod kayenta;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -86,9 +86,7 @@ pub fn handler_for(group: &str, file: &str) -> Option<Handler> {
         ("flagger", "metric_checks.json") => Some(flagger::metric_checks::run_case),
         ("flagger", "weight_progression.json") => Some(flagger::weight_progression::run_case),
         ("kayenta", "mann_whitney.json") => Some(kayenta::mann_whitney::run_case),
-        ("kayenta", "metric_classification.json") => {
-            Some(kayenta::metric_classification::run_case)
-        }
+        ("kayenta", "metric_classification.json") => Some(kayenta::metric_classification::run_case),
         ("kayenta", "scoring.json") => Some(kayenta::scoring::run_case),
         _ => None,
     }
