@@ -35,6 +35,9 @@
 //! * [`run`]: the verdict rules over counters — a metric's phase from its limits
 //!   ([`run::metric_phase`]), the run's worst-of phase, message and dry-run summary
 //!   ([`run::run_phase`]), the counter table ([`run::record_measurement`]).
+//! * [`machine`]: the AnalysisRun as a pure state machine — [`machine::reconcile`] turns
+//!   the metrics, the persisted [`machine::RunStatus`] and the providers' results into a
+//!   new status, [`machine::RunAction`]s (measure, terminate) and the next wake-up.
 //! * [`flagger`]: Flagger's metric checks (inclusive `thresholdRange`, whole-millisecond
 //!   request durations, legacy `threshold`).
 //! * [`judge`]: a Kayenta-style statistical canary judge (Mann-Whitney interval and
@@ -45,6 +48,7 @@
 pub mod expr;
 pub mod flagger;
 pub mod judge;
+pub mod machine;
 pub mod run;
 pub mod template;
 
