@@ -42,6 +42,8 @@
 //!   request durations, legacy `threshold`).
 //! * [`judge`]: a Kayenta-style statistical canary judge (Mann-Whitney interval and
 //!   Hodges-Lehmann estimate, metric classification, weighted-sum scoring).
+//! * [`provider`]: provider results — the Prometheus HTTP API response to a [`expr::Value`]
+//!   ([`provider::prometheus`]) and a strict text exposition parser ([`provider::exposition`]).
 //! * [`template`]: AnalysisTemplate / ClusterAnalysisTemplate / AnalysisRun and Flagger
 //!   MetricTemplate documents — parsing with field paths, validation, `{{args.x}}` resolution.
 
@@ -49,6 +51,7 @@ pub mod expr;
 pub mod flagger;
 pub mod judge;
 pub mod machine;
+pub mod provider;
 pub mod run;
 pub mod template;
 
