@@ -42,6 +42,7 @@
 //! conditions). Values read from Secrets never appear in error messages;
 //! [`ResolvedTemplate::redact`] removes them from any message.
 
+use rollout_core::spec::yaml::{Chunk, parse_document, split_documents};
 use std::collections::{BTreeMap, BTreeSet};
 
 use rollout_core::duration::Duration;
@@ -819,7 +820,7 @@ fn value_kind(v: &Value) -> &'static str {
 impl TemplateDocument {
     /// Reads one YAML document.
     pub fn from_yaml(text: &str) -> Result<TemplateDocument, SpecError> {
-        TemplateDocument::from_json_value(parse_yaml(text, 0)?)
+        TemplateDocument::from_json_value(parse_document(text, 0)?)
     }
 
     /// Reads a JSON value.
@@ -922,7 +923,12 @@ pub struct TemplateDocumentAt {
 pub fn template_documents(text: &str) -> Result<Vec<TemplateDocumentAt>, SpecError> {
     let mut out = Vec::new();
     let mut index = 0usize;
-    for (line, chunk, has_content) in split_documents(text) {
+    for Chunk {
+        first_line: line,
+        text: chunk,
+        has_content,
+    } in split_documents(text)
+    {
         if !has_content {
             continue;
         }
@@ -931,7 +937,7 @@ pub fn template_documents(text: &str) -> Result<Vec<TemplateDocumentAt>, SpecErr
             line,
             source: Box::new(e),
         };
-        let value = parse_yaml(chunk, line.saturating_sub(1)).map_err(wrap)?;
+        let value = parse_document(chunk, line.saturating_sub(1)).map_err(wrap)?;
         let kind = value.get("kind").and_then(Value::as_str).unwrap_or("");
         if value.is_object() && is_template_kind(kind) {
             let document = TemplateDocument::from_json_value(value).map_err(wrap)?;
@@ -944,79 +950,6 @@ pub fn template_documents(text: &str) -> Result<Vec<TemplateDocumentAt>, SpecErr
         index += 1;
     }
     Ok(out)
-}
-
-fn parse_yaml(text: &str, line_offset: usize) -> Result<Value, SpecError> {
-    let options = serde_saphyr::options! { with_snippet: false };
-    serde_saphyr::from_str_with_options::<Value>(text, options).map_err(|e| {
-        let (line, column) = e
-            .location()
-            .map(|l| (l.line(), l.column()))
-            .unwrap_or((0, 0));
-        let line = if line == 0 {
-            0
-        } else {
-            line.saturating_add(line_offset as u64)
-        };
-        let message = e.render_with_formatter(&serde_saphyr::UserMessageFormatter);
-        let first = message.lines().next().unwrap_or("").to_string();
-        let message = match first.rfind(" at line ") {
-            Some(i) => first[..i].to_string(),
-            None => first,
-        };
-        SpecError::Yaml {
-            line,
-            column,
-            message,
-        }
-    })
-}
-
-/// Splits on `---` lines: `(first line, text, has content)`.
-fn split_documents(text: &str) -> Vec<(usize, &str, bool)> {
-    let is_marker = |l: &str, m: &str| {
-        l.strip_prefix(m)
-            .is_some_and(|r| r.is_empty() || r.starts_with([' ', '\t', '\r']))
-    };
-    let mut out = Vec::new();
-    let (mut start, mut first, mut offset) = (0usize, 1usize, 0usize);
-    let (mut seen_start, mut content, mut closed) = (false, false, false);
-    for (i, raw) in text.split_inclusive('\n').enumerate() {
-        let line = raw.trim_end_matches(['\n', '\r']);
-        let start_marker = is_marker(line, "---");
-        let end_marker = is_marker(line, "...");
-        let directive = !start_marker && !end_marker && line.starts_with('%');
-        let t = line.trim();
-        let trivia = t.is_empty() || t.starts_with('#');
-        let is_content = !start_marker && !end_marker && !directive && !trivia;
-        let opens = if start_marker || directive {
-            seen_start || content || closed
-        } else {
-            is_content && closed
-        };
-        if opens {
-            out.push((first, &text[start..offset], content));
-            start = offset;
-            first = i + 1;
-            seen_start = false;
-            content = false;
-            closed = false;
-        }
-        if start_marker {
-            seen_start = true;
-            let rest = line[3..].trim();
-            if !rest.is_empty() && !rest.starts_with('#') {
-                content = true;
-            }
-        } else if end_marker {
-            closed = true;
-        } else if is_content {
-            content = true;
-        }
-        offset += raw.len();
-    }
-    out.push((first, &text[start..], content));
-    out
 }
 
 // ---------------------------------------------------------------------------------------

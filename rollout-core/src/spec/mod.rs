@@ -66,7 +66,7 @@ mod error;
 pub(crate) mod serde_util;
 mod traffic;
 mod validate;
-pub(crate) mod yaml;
+pub mod yaml;
 
 #[cfg(test)]
 mod tests;

@@ -3,19 +3,21 @@
 //! Multi-document texts are split on document markers by hand (instead of handing the
 //! whole stream to the YAML parser) so that one malformed document does not hide the
 //! others, and so that every error can name its document and a line of the whole text.
+//! Other document kinds (Flagger's `Canary`, analysis templates) load through the same
+//! two functions.
 
 use serde_json::Value;
 
 use super::error::SpecError;
 
 /// One document of a multi-document text.
-pub(crate) struct Chunk<'a> {
+pub struct Chunk<'a> {
     /// 1-based line of the whole text where the chunk starts.
-    pub(crate) first_line: usize,
+    pub first_line: usize,
     /// The chunk's text, including its `---` marker line if it has one.
-    pub(crate) text: &'a str,
+    pub text: &'a str,
     /// The chunk has something besides markers, directives, comments and blank lines.
-    pub(crate) has_content: bool,
+    pub has_content: bool,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -60,7 +62,7 @@ fn classify(line: &str) -> LineKind {
 /// a `---` yet (so a comment header stays with the first document); a `%` directive line
 /// after content opens a new document too (directives precede a `---`); a `...` line
 /// closes the current document.
-pub(crate) fn split_documents(text: &str) -> Vec<Chunk<'_>> {
+pub fn split_documents(text: &str) -> Vec<Chunk<'_>> {
     let mut chunks = Vec::new();
     let mut start = 0usize; // byte offset of the current chunk
     let mut first_line = 1usize;
@@ -113,7 +115,7 @@ pub(crate) fn split_documents(text: &str) -> Vec<Chunk<'_>> {
 }
 
 /// Parses one YAML document into a JSON value. `line_offset` is added to reported lines.
-pub(crate) fn parse_document(text: &str, line_offset: usize) -> Result<Value, SpecError> {
+pub fn parse_document(text: &str, line_offset: usize) -> Result<Value, SpecError> {
     let options = serde_saphyr::options! { with_snippet: false };
     serde_saphyr::from_str_with_options::<Value>(text, options)
         .map_err(|e| yaml_error(&e, line_offset))
