@@ -210,6 +210,9 @@ pub struct MeasurementResult {
     /// A provider failure: the measurement is an `Error` with this message and `value`
     /// is not judged.
     pub error: Option<String>,
+    /// A verdict the provider decided itself (Argo's Job and Kayenta providers): the
+    /// conditions are not evaluated and `value` is stored as it is formatted.
+    pub verdict: Option<MeasurementPhase>,
 }
 
 impl MeasurementResult {
@@ -220,6 +223,24 @@ impl MeasurementResult {
             value,
             finished_at,
             error: None,
+            verdict: None,
+        }
+    }
+
+    /// A result whose phase the provider decided (a Job that succeeded or failed, a
+    /// judge's score against its thresholds).
+    pub fn with_verdict(
+        metric: impl Into<String>,
+        value: Value,
+        phase: MeasurementPhase,
+        finished_at: Timestamp,
+    ) -> Self {
+        MeasurementResult {
+            metric: metric.into(),
+            value,
+            finished_at,
+            error: None,
+            verdict: Some(phase),
         }
     }
 
@@ -234,6 +255,7 @@ impl MeasurementResult {
             value: Value::Nil,
             finished_at,
             error: Some(message.into()),
+            verdict: None,
         }
     }
 }
@@ -579,9 +601,14 @@ pub fn reconcile_with<'a>(
 }
 
 fn record(result: &mut MetricResult, metric: &Metric, obs: &MeasurementResult) {
-    let (phase, value, message) = match &obs.error {
-        Some(message) => (AnalysisPhase::Error, String::new(), message.clone()),
-        None => {
+    let (phase, value, message) = match (&obs.error, obs.verdict) {
+        (Some(message), _) => (AnalysisPhase::Error, String::new(), message.clone()),
+        (None, Some(phase)) => (
+            phase_of(phase),
+            crate::format_measurement(&obs.value, crate::ValueStyle::RawString),
+            String::new(),
+        ),
+        (None, None) => {
             let e = evaluate_result(
                 metric.success_condition.as_deref(),
                 metric.failure_condition.as_deref(),

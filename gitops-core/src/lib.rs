@@ -1,0 +1,1 @@
+//! Git tags as a deployment ledger (work in progress: see issue 6).

@@ -1,0 +1,1 @@
+//! Traffic routers for progressive delivery (work in progress: see issue 5).
