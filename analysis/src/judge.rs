@@ -12,6 +12,10 @@
 //!   `MeanInequalityClassifier`).
 //! * [`score`]: the weighted-sum group scorer over many metric results, and
 //!   [`classify_score`] against pass/marginal thresholds.
+//! * [`judge_metric`]: Kayenta's per-metric pipeline: the NaN strategy, the optional
+//!   interquartile-range outlier removal ([`remove_outliers`], R-7 percentiles), then
+//!   [`classify`]. Summary statistics are left to the caller. The same pipeline as a
+//!   metric provider is [`provider::judge`](crate::provider::judge).
 //!
 //! # Determinism
 //!
@@ -19,9 +23,6 @@
 //! standard deviation `value × 1e-5`, none for a 0 value) before the test. Here that noise
 //! comes from a small seeded generator (SplitMix64 + Box-Muller) seeded by
 //! [`MetricConfig::noise_seed`], so the same inputs always give the same answer.
-//!
-//! Not modelled: the outlier detectors and summary statistics of Kayenta's pipeline (the
-//! caller transforms the series before [`classify`], which only applies the NaN strategy).
 
 use std::collections::BTreeMap;
 
@@ -943,4 +944,67 @@ pub fn classify_score(score: f64, pass: f64, marginal: f64) -> ScoreClassificati
     } else {
         ScoreClassification::Fail
     }
+}
+
+// ---------------------------------------------------------------------------------
+// The per-metric pipeline: NaN strategy, outlier removal, classification.
+
+/// The R-7 (linear interpolation, Excel `PERCENTILE.INC`) percentile `p` in `[0, 1]` of
+/// ascending `sorted` data; NaN for no data.
+pub fn percentile_r7(sorted: &[f64], p: f64) -> f64 {
+    match sorted.len() {
+        0 => f64::NAN,
+        1 => sorted[0],
+        n => {
+            let h = (n - 1) as f64 * p.clamp(0.0, 1.0);
+            let lo = h.floor();
+            let i = lo as usize;
+            let j = (i + 1).min(n - 1);
+            sorted[i] + (h - lo) * (sorted[j] - sorted[i])
+        }
+    }
+}
+
+/// Kayenta's interquartile-range outlier detector with reduced sensitivity: with the
+/// R-7 percentiles p1, p25, p75 and p99 and `iqr = p75 - p25`, keeps the points inside
+/// `[min(p1, p25 - factor·iqr), max(p99, p75 + factor·iqr)]`, in their original order.
+/// NaN points are kept (the NaN strategy decides about them).
+pub fn remove_outliers(values: &[f64], factor: f64) -> Vec<f64> {
+    let mut sorted: Vec<f64> = values.iter().copied().filter(|v| !v.is_nan()).collect();
+    if sorted.len() < 2 {
+        return values.to_vec();
+    }
+    sorted.sort_by(f64::total_cmp);
+    let p1 = percentile_r7(&sorted, 0.01);
+    let p25 = percentile_r7(&sorted, 0.25);
+    let p75 = percentile_r7(&sorted, 0.75);
+    let p99 = percentile_r7(&sorted, 0.99);
+    let iqr = p75 - p25;
+    let lower = p1.min(p25 - factor * iqr);
+    let upper = p99.max(p75 + factor * iqr);
+    values
+        .iter()
+        .copied()
+        .filter(|v| v.is_nan() || (*v >= lower && *v <= upper))
+        .collect()
+}
+
+/// Kayenta's default outlier factor.
+pub const DEFAULT_OUTLIER_FACTOR: f64 = 3.0;
+
+/// One metric through Kayenta's pipeline: the NaN strategy, then (when `outlier_factor`
+/// is given, Kayenta's `outliers.strategy: remove`) [`remove_outliers`] on each sample,
+/// then [`classify`].
+pub fn judge_metric(
+    control: &[f64],
+    experiment: &[f64],
+    config: &MetricConfig,
+    outlier_factor: Option<f64>,
+) -> Classification {
+    let Some(factor) = outlier_factor else {
+        return classify(control, experiment, config);
+    };
+    let control = remove_outliers(&apply_nan_strategy(control, config.nan_strategy), factor);
+    let experiment = remove_outliers(&apply_nan_strategy(experiment, config.nan_strategy), factor);
+    classify(&control, &experiment, config)
 }

@@ -53,6 +53,9 @@ pub mod judge;
 pub mod machine;
 pub mod provider;
 pub mod run;
+pub mod runner;
+#[cfg(feature = "sim")]
+pub mod sim;
 pub mod template;
 
 use expr::{Env, ExprError, Program, Value, format_float};

@@ -36,6 +36,7 @@ pub mod argo;
 pub mod flagger;
 mod json;
 pub mod kayenta;
+pub mod traffic;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -83,7 +84,12 @@ pub fn handler_for(group: &str, file: &str) -> Option<Handler> {
         ("argo", "conditions.json") => Some(argo::conditions::run_case),
         ("argo", "replica_counts.json") => Some(argo::replica_counts::run_case),
         ("argo", "rollout_phase.json") => Some(argo::rollout_phase::run_case),
+        ("argo", "traffic_routers.json") => Some(traffic::argo_routers::run_case),
         ("flagger", "metric_checks.json") => Some(flagger::metric_checks::run_case),
+        ("flagger", "router_gatewayapi.json") => Some(traffic::flagger_gateway::run_case),
+        ("flagger", "router_istio.json") => Some(traffic::flagger_istio::run_case),
+        ("flagger", "router_nginx.json") => Some(traffic::flagger_nginx::run_case),
+        ("flagger", "router_smi.json") => Some(traffic::flagger_smi::run_case),
         ("flagger", "weight_progression.json") => Some(flagger::weight_progression::run_case),
         ("kayenta", "mann_whitney.json") => Some(kayenta::mann_whitney::run_case),
         ("kayenta", "metric_classification.json") => Some(kayenta::metric_classification::run_case),

@@ -14,6 +14,13 @@ use rollout_core::canary::{AnalysisRunKind, Event, EventType};
 use rollout_core::command;
 use rollout_core::hash::pod_template_hash;
 use rollout_core::plan::bluegreen::{BlueGreenPlan, plan_blue_green};
+use std::collections::BTreeMap;
+
+use rollout_analysis::expr::Value;
+use rollout_analysis::provider::{Measured, ProviderError};
+use rollout_analysis::runner::{ManagedRun, MetricSource, TemplateCatalog};
+use rollout_analysis::sim::SimAnalysis;
+use rollout_analysis::template::{Metric, TemplateRef};
 use rollout_core::sim::{AlwaysSucceeds, AnalysisScript, Harness, PassRecord, SimCluster, SimRun};
 use rollout_core::spec::{Rollout, RolloutAnalysis, rollout_documents};
 use rollout_core::status::{
@@ -281,51 +288,62 @@ pub(crate) struct Measurement {
     pub(crate) verdict: Option<(AnalysisPhase, String)>,
 }
 
+/// The release's seeded series, answering the templates' Prometheus queries: the smoke
+/// suite's pass rate for `pass-rate`, the production success rate for `success-rate`.
 #[derive(Debug, Clone)]
-struct RunProgress {
-    name: String,
-    template: Template,
-    stream: Stream,
-    taken: usize,
-    failed: usize,
-    done: bool,
-}
-
-/// An [`AnalysisScript`] that plays the analysis controller: each run evaluates the
-/// template its analysis names (pre- or post-promotion), sampling the release's seeded
-/// stream every `interval` from the run's start (the first measurement at once), and
-/// decides as Argo does: failed as soon as more than `failureLimit` measurements
-/// failed, successful after `count` measurements otherwise.
-#[derive(Debug, Clone)]
-pub(crate) struct MetricStream {
+pub(crate) struct Sampler {
     release: Release,
     noise: Noise,
-    pre: Option<Template>,
-    post: Option<Template>,
-    runs: Vec<RunProgress>,
-    /// Every measurement taken, in order.
-    pub(crate) log: Vec<Measurement>,
+    /// Values answered and not yet logged: (time, run, template, value).
+    answered: Vec<(Timestamp, String, Template, f64)>,
 }
 
-fn template_of(analysis: Option<&RolloutAnalysis>) -> Result<Option<Template>, Error> {
-    let Some(a) = analysis else {
-        return Ok(None);
-    };
-    match &a.templates[..] {
-        [one] => TEMPLATES
+impl MetricSource for Sampler {
+    fn measure(
+        &mut self,
+        run: &ManagedRun,
+        metric: &Metric,
+        now: Timestamp,
+    ) -> Result<Measured, ProviderError> {
+        let template = TEMPLATES
             .iter()
-            .find(|t| t.name == one.template_name)
+            .find(|t| t.metric == metric.name)
             .copied()
-            .map(Some)
-            .ok_or_else(|| {
-                format!(
-                    "no AnalysisTemplate {:?} in the manifest",
-                    one.template_name
-                )
-                .into()
-            }),
-        _ => Err("the scripted analysis controller evaluates one template per analysis".into()),
+            .ok_or_else(|| ProviderError::Query {
+                provider: "prometheus",
+                error_type: "bad_data".into(),
+                message: format!("the simulated server has no series for {}", metric.name),
+            })?;
+        let stream = self
+            .release
+            .stream(&template)
+            .ok_or_else(|| ProviderError::Query {
+                provider: "prometheus",
+                error_type: "bad_data".into(),
+                message: format!(
+                    "release {} has no {} series",
+                    self.release.image, template.name
+                ),
+            })?;
+        let value =
+            (stream.mean + stream.spread * (2.0 * self.noise.next_unit() - 1.0)).clamp(0.0, 1.0);
+        self.answered
+            .push((now, run.name().to_string(), template, value));
+        Ok(Measured::Value(Value::Array(vec![Value::Float(value)])))
     }
+}
+
+/// The analysis controller of the blue-green runs: rollout-analysis' runner
+/// ([`SimAnalysis`]) runs the AnalysisTemplates the rollout's pre- and post-promotion
+/// analyses name (from [`MANIFEST`]) against the release's seeded series, and keeps a
+/// log of the measurements for the timeline.
+#[derive(Debug, Clone)]
+pub(crate) struct MetricStream {
+    analysis: SimAnalysis<Sampler>,
+    kinds: BTreeMap<String, AnalysisRunKind>,
+    taken: BTreeMap<String, usize>,
+    /// Every measurement taken, in order.
+    pub(crate) log: Vec<Measurement>,
 }
 
 impl MetricStream {
@@ -337,106 +355,100 @@ impl MetricStream {
             .blue_green
             .as_ref()
             .ok_or("the rollout has no blueGreen strategy")?;
-        let pre = template_of(bg.pre_promotion_analysis.as_ref())?;
-        let post = template_of(bg.post_promotion_analysis.as_ref())?;
-        for t in pre.iter().chain(post.iter()) {
-            if release.stream(t).is_none() {
-                return Err(
-                    format!("release {} has no stream for {}", release.image, t.name).into(),
-                );
+        let catalog = TemplateCatalog::from_yaml(MANIFEST)?;
+        let named = bg
+            .pre_promotion_analysis
+            .iter()
+            .chain(bg.post_promotion_analysis.iter())
+            .flat_map(|a: &RolloutAnalysis| a.templates.iter());
+        for t in named {
+            let spec = catalog.compose(
+                "default",
+                &[TemplateRef {
+                    template_name: t.template_name.clone(),
+                    cluster_scope: t.cluster_scope,
+                }],
+            )?;
+            for m in &spec.metrics {
+                let template = TEMPLATES.iter().find(|x| x.metric == m.name);
+                if template.and_then(|x| release.stream(x)).is_none() {
+                    return Err(format!(
+                        "release {} has no series for metric {}",
+                        release.image, m.name
+                    )
+                    .into());
+                }
             }
         }
-        Ok(MetricStream {
+        let sampler = Sampler {
             release,
             noise: Noise(release.seed),
-            pre,
-            post,
-            runs: Vec::new(),
+            answered: Vec::new(),
+        };
+        let name = rollout.metadata.name.clone().unwrap_or_default();
+        Ok(MetricStream {
+            analysis: SimAnalysis::new(catalog, "default", &name, sampler),
+            kinds: BTreeMap::new(),
+            taken: BTreeMap::new(),
             log: Vec::new(),
         })
     }
 
-    fn due(run: &SimRun, template: &Template, number: usize) -> Timestamp {
-        let n = i64::try_from(number).unwrap_or(i64::MAX / 3600);
-        run.started_at.add_secs(template.interval_seconds * n)
-    }
-
-    fn progress(&mut self, run: &SimRun) -> Option<usize> {
-        if let Some(i) = self.runs.iter().position(|r| r.name == run.name) {
-            return Some(i);
+    /// Moves the measurements answered since the last call into [`Self::log`], with
+    /// their verdicts as the runner judged them.
+    fn collect(&mut self) {
+        let answered = std::mem::take(&mut self.analysis.source_mut().answered);
+        for (at, run_name, template, value) in answered {
+            let Some(run) = self.analysis.runs().run(&run_name) else {
+                continue;
+            };
+            let number = {
+                let n = self.taken.entry(run_name.clone()).or_insert(0);
+                *n += 1;
+                *n
+            };
+            let result = run.status.metric_result(template.metric);
+            let ok = result
+                .and_then(|r| r.measurements.iter().find(|m| m.finished_at == Some(at)))
+                .is_some_and(|m| m.phase == AnalysisPhase::Successful);
+            let completed = run.status.phase.is_some_and(AnalysisPhase::is_completed);
+            let last =
+                result.is_some_and(|r| usize::try_from(r.count + r.error).unwrap_or(0) == number);
+            let verdict = (completed && last).then(|| {
+                (
+                    run.status.phase.unwrap_or(AnalysisPhase::Error),
+                    run.status.message.clone(),
+                )
+            });
+            let kind = self
+                .kinds
+                .get(&run_name)
+                .copied()
+                .unwrap_or(AnalysisRunKind::PrePromotion);
+            self.log.push(Measurement {
+                at,
+                template,
+                run: run_name,
+                kind,
+                number,
+                value,
+                ok,
+                verdict,
+            });
         }
-        let template = match run.kind {
-            AnalysisRunKind::PrePromotion => self.pre?,
-            AnalysisRunKind::PostPromotion => self.post?,
-            _ => return None,
-        };
-        let stream = self.release.stream(&template)?;
-        self.runs.push(RunProgress {
-            name: run.name.clone(),
-            template,
-            stream,
-            taken: 0,
-            failed: 0,
-            done: false,
-        });
-        Some(self.runs.len() - 1)
     }
 }
 
 impl AnalysisScript for MetricStream {
     fn verdict(&mut self, run: &SimRun, now: Timestamp) -> Option<(AnalysisPhase, String)> {
-        let idx = self.progress(run)?;
-        let mut verdict = None;
-        loop {
-            let p = &self.runs[idx];
-            let t = p.template;
-            if p.done || Self::due(run, &t, p.taken) > now {
-                break;
-            }
-            let (mean, spread) = (p.stream.mean, p.stream.spread);
-            let value = (mean + spread * (2.0 * self.noise.next_unit() - 1.0)).clamp(0.0, 1.0);
-            let ok = value >= t.threshold;
-            let p = &mut self.runs[idx];
-            let at = Self::due(run, &t, p.taken);
-            p.taken += 1;
-            if !ok {
-                p.failed += 1;
-            }
-            let decided = if p.failed > t.failure_limit {
-                Some((
-                    AnalysisPhase::Failed,
-                    format!(
-                        "Metric \"{}\" assessed Failed due to failed ({}) > failureLimit ({})",
-                        t.metric, p.failed, t.failure_limit
-                    ),
-                ))
-            } else if p.taken >= t.count {
-                Some((AnalysisPhase::Successful, String::new()))
-            } else {
-                None
-            };
-            p.done = decided.is_some();
-            self.log.push(Measurement {
-                at,
-                template: t,
-                run: run.name.clone(),
-                kind: run.kind,
-                number: p.taken,
-                value,
-                ok,
-                verdict: decided.clone(),
-            });
-            verdict = decided;
-        }
-        verdict
+        self.kinds.insert(run.name.clone(), run.kind);
+        let v = self.analysis.verdict(run, now);
+        self.collect();
+        v
     }
 
-    fn next_check(&self, run: &SimRun, _now: Timestamp) -> Option<Timestamp> {
-        match self.runs.iter().find(|r| r.name == run.name) {
-            None => Some(run.started_at),
-            Some(r) if r.done => None,
-            Some(r) => Some(Self::due(run, &r.template, r.taken)),
-        }
+    fn next_check(&self, run: &SimRun, now: Timestamp) -> Option<Timestamp> {
+        self.analysis.next_check(run, now)
     }
 }
 

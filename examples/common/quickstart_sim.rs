@@ -6,6 +6,11 @@
 use crate::util::{Noise, mm_ss, tag};
 use std::fmt::Write as _;
 
+use rollout_analysis::expr::Value;
+use rollout_analysis::provider::{Measured, ProviderError};
+use rollout_analysis::runner::{ManagedRun, MetricSource, TemplateCatalog};
+use rollout_analysis::sim::SimAnalysis;
+use rollout_analysis::template::Metric;
 use rollout_core::canary::{Event, EventType};
 use rollout_core::command;
 use rollout_core::hash::pod_template_hash;
@@ -84,105 +89,129 @@ pub(crate) struct Measurement {
     pub(crate) verdict: Option<(AnalysisPhase, String)>,
 }
 
-/// The measurements of one AnalysisRun so far.
+/// The seeded success-rate series of a release: what Prometheus would answer for the
+/// template's query while the release is the canary.
 #[derive(Debug, Clone)]
-struct RunProgress {
-    name: String,
-    taken: usize,
-    failed: usize,
-    done: bool,
-}
-
-/// An [`AnalysisScript`] that plays the analysis controller for the `success-rate`
-/// template: it samples a seeded success-rate stream every 30 s from the run's start
-/// (the first measurement at once, as Argo does without `initialDelay`), and decides as
-/// Argo does with `count: 3` and `failureLimit: 1`: the run fails as soon as more than
-/// one measurement failed, and succeeds after three measurements otherwise.
-#[derive(Debug, Clone)]
-pub(crate) struct MetricStream {
+pub(crate) struct Sampler {
     release: Release,
     noise: Noise,
-    runs: Vec<RunProgress>,
+    /// Values answered and not yet logged: (time, run, value).
+    answered: Vec<(Timestamp, String, f64)>,
+}
+
+impl MetricSource for Sampler {
+    fn measure(
+        &mut self,
+        run: &ManagedRun,
+        metric: &Metric,
+        now: Timestamp,
+    ) -> Result<Measured, ProviderError> {
+        // Only the Prometheus query of the template is modelled; the runner has already
+        // substituted `{{args.service-name}}` into it.
+        let query = metric
+            .provider
+            .prometheus
+            .as_ref()
+            .and_then(|p| p.query.as_deref())
+            .ok_or_else(|| ProviderError::NotConfigured {
+                metric: metric.name.clone(),
+                provider: "prometheus".into(),
+            })?;
+        if !query.contains("service=\"web\"") {
+            return Err(ProviderError::Query {
+                provider: "prometheus",
+                error_type: "bad_data".into(),
+                message: format!("the simulated server has no series for {query}"),
+            });
+        }
+        let value = self.release.mean + self.release.spread * (2.0 * self.noise.next_unit() - 1.0);
+        let value = value.clamp(0.0, 1.0);
+        self.answered.push((now, run.name().to_string(), value));
+        // An instant vector with one sample, as the Prometheus provider hands it over.
+        Ok(Measured::Value(Value::Array(vec![Value::Float(value)])))
+    }
+}
+
+/// The analysis controller of the quickstart: rollout-analysis' runner ([`SimAnalysis`])
+/// runs the manifest's `success-rate` AnalysisTemplate — its interval, count,
+/// `failureLimit` and `successCondition` — against the release's seeded series, and
+/// keeps a log of the measurements for the timeline.
+#[derive(Debug, Clone)]
+pub(crate) struct MetricStream {
+    analysis: SimAnalysis<Sampler>,
+    /// Measurements logged per run.
+    taken: std::collections::BTreeMap<String, usize>,
     /// Every measurement taken, in order.
     pub(crate) log: Vec<Measurement>,
 }
 
 impl MetricStream {
-    /// A stream for `release`.
-    pub(crate) fn new(release: Release) -> Self {
-        MetricStream {
+    /// A stream for `release`, with the templates of [`MANIFEST`].
+    pub(crate) fn new(release: Release) -> Result<Self, Error> {
+        let catalog = TemplateCatalog::from_yaml(MANIFEST)?;
+        let sampler = Sampler {
             release,
             noise: Noise(release.seed),
-            runs: Vec::new(),
+            answered: Vec::new(),
+        };
+        Ok(MetricStream {
+            analysis: SimAnalysis::new(catalog, "default", "web", sampler),
+            taken: std::collections::BTreeMap::new(),
             log: Vec::new(),
-        }
+        })
     }
 
-    fn due(run: &SimRun, number: usize) -> Timestamp {
-        run.started_at
-            .add_secs(INTERVAL_SECONDS * i64::try_from(number).unwrap_or(i64::MAX / 60))
+    /// Moves the measurements answered since the last call into [`Self::log`], with
+    /// their verdicts as the runner judged them.
+    fn collect(&mut self) {
+        let answered = std::mem::take(&mut self.analysis.source_mut().answered);
+        for (at, run_name, value) in answered {
+            let Some(run) = self.analysis.runs().run(&run_name) else {
+                continue;
+            };
+            let result = run.status.metric_result("success-rate");
+            let number = {
+                let n = self.taken.entry(run_name.clone()).or_insert(0);
+                *n += 1;
+                *n
+            };
+            let measurement = result.and_then(|r| {
+                r.measurements
+                    .iter()
+                    .find(|m| m.finished_at == Some(at) && m.started_at == Some(at))
+                    .or(r.measurements.last())
+            });
+            let ok = measurement.is_some_and(|m| m.phase == AnalysisPhase::Successful);
+            let completed = run.status.phase.is_some_and(AnalysisPhase::is_completed);
+            let last =
+                result.is_some_and(|r| usize::try_from(r.count + r.error).unwrap_or(0) == number);
+            let verdict = (completed && last).then(|| {
+                (
+                    run.status.phase.unwrap_or(AnalysisPhase::Error),
+                    run.status.message.clone(),
+                )
+            });
+            self.log.push(Measurement {
+                at,
+                run: run_name,
+                number,
+                value,
+                ok,
+                verdict,
+            });
+        }
     }
 }
 
 impl AnalysisScript for MetricStream {
     fn verdict(&mut self, run: &SimRun, now: Timestamp) -> Option<(AnalysisPhase, String)> {
-        let idx = match self.runs.iter().position(|r| r.name == run.name) {
-            Some(i) => i,
-            None => {
-                self.runs.push(RunProgress {
-                    name: run.name.clone(),
-                    taken: 0,
-                    failed: 0,
-                    done: false,
-                });
-                self.runs.len() - 1
-            }
-        };
-        let mut verdict = None;
-        while !self.runs[idx].done && Self::due(run, self.runs[idx].taken) <= now {
-            let value =
-                self.release.mean + self.release.spread * (2.0 * self.noise.next_unit() - 1.0);
-            let value = value.clamp(0.0, 1.0);
-            let ok = value >= THRESHOLD;
-            let progress = &mut self.runs[idx];
-            let at = Self::due(run, progress.taken);
-            progress.taken += 1;
-            if !ok {
-                progress.failed += 1;
-            }
-            let decided = if progress.failed > FAILURE_LIMIT {
-                Some((
-                    AnalysisPhase::Failed,
-                    format!(
-                        "Metric \"success-rate\" assessed Failed due to failed ({}) > failureLimit ({FAILURE_LIMIT})",
-                        progress.failed
-                    ),
-                ))
-            } else if progress.taken >= COUNT {
-                Some((AnalysisPhase::Successful, String::new()))
-            } else {
-                None
-            };
-            progress.done = decided.is_some();
-            self.log.push(Measurement {
-                at,
-                run: run.name.clone(),
-                number: progress.taken,
-                value,
-                ok,
-                verdict: decided.clone(),
-            });
-            verdict = decided;
-        }
-        verdict
+        let v = self.analysis.verdict(run, now);
+        self.collect();
+        v
     }
 
-    fn next_check(&self, run: &SimRun, _now: Timestamp) -> Option<Timestamp> {
-        match self.runs.iter().find(|r| r.name == run.name) {
-            None => Some(run.started_at),
-            Some(r) if r.done => None,
-            Some(r) => Some(Self::due(run, r.taken)),
-        }
+    fn next_check(&self, run: &SimRun, now: Timestamp) -> Option<Timestamp> {
+        self.analysis.next_check(run, now)
     }
 }
 
@@ -376,7 +405,7 @@ fn update(h: &mut Harness, plan: &Plan, release: Release) -> Result<Update, Erro
 
     let started = h.now;
     let until = started.add_secs(3600);
-    let mut script = MetricStream::new(release);
+    let mut script = MetricStream::new(release)?;
     let mut entries = Vec::new();
     let mut passes = 0;
     // The loop a controller runs, in virtual time (what `Harness::run` does, spelled out

@@ -125,6 +125,7 @@ pub mod sim;
 pub mod spec;
 pub mod status;
 pub mod time;
+pub mod traffic;
 
 #[cfg(test)]
 mod canary_tests;

@@ -17,7 +17,7 @@ use crate::canary::{
     Action, AnalysisRunKind, AnalysisRunState, Decision, Event, ExperimentState, Observed,
     ReplicaSetState, ServiceState, reconcile,
 };
-use crate::spec::Rollout;
+use crate::spec::{Rollout, RolloutAnalysis};
 use crate::status::{AnalysisPhase, RolloutStatus};
 use crate::time::Timestamp;
 
@@ -40,6 +40,12 @@ pub struct SimRun {
     pub started_at: Timestamp,
     /// Terminated by the machine.
     pub terminated: bool,
+    /// Templates, args and rules the run was started with.
+    pub analysis: RolloutAnalysis,
+    /// Hash of the canary pods when it started.
+    pub canary_hash: String,
+    /// Hash of the stable pods when it started.
+    pub stable_hash: String,
 }
 
 /// The traffic split the router holds.
@@ -180,8 +186,13 @@ impl SimCluster {
                     }
                 }
                 Action::RemoveManagedRoutes => self.managed_routes.clear(),
-                Action::StartAnalysisRun { name, kind, .. }
-                    if !self.analysis_runs.iter().any(|r| &r.name == name) =>
+                Action::StartAnalysisRun {
+                    name,
+                    kind,
+                    analysis,
+                    canary_hash,
+                    stable_hash,
+                } if !self.analysis_runs.iter().any(|r| &r.name == name) =>
                 {
                     self.analysis_runs.push(AnalysisRunState {
                         name: name.clone(),
@@ -193,6 +204,9 @@ impl SimCluster {
                         kind: *kind,
                         started_at: now,
                         terminated: false,
+                        analysis: analysis.clone(),
+                        canary_hash: canary_hash.clone(),
+                        stable_hash: stable_hash.clone(),
                     });
                 }
                 Action::TerminateAnalysisRun { name } => {

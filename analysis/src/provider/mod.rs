@@ -4,8 +4,17 @@
 //!   response, and the value Argo's Prometheus provider hands to the conditions.
 //! * [`exposition`]: a strict parser and renderer for the Prometheus text exposition format
 //!   (what `/metrics` returns).
+//! * [`jsonpath`]: the Kubernetes-style JSONPath of the web provider's `jsonPath` field.
+//! * `http` (feature `http`): the Prometheus, web and scrape providers over HTTP.
+//! * `job` (feature `kube`): the Kubernetes Job provider, one Job per measurement.
 
 pub mod exposition;
+#[cfg(feature = "http")]
+pub mod http;
+pub mod jsonpath;
+#[cfg(feature = "kube")]
+pub mod job;
+pub mod judge;
 pub mod prometheus;
 
 /// Parses a sample value the way Go's `strconv.ParseFloat(s, 64)` does for the spellings

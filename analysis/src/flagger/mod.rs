@@ -1,6 +1,23 @@
-//! Flagger's metric checks (reference B.11), as pure functions.
+//! Flagger's metric checks (reference A.4, A.8, B.11), as pure functions.
 //!
-//! For each metric value `v` of a canary analysis:
+//! # The model
+//!
+//! Every analysis tick, Flagger checks each `analysis.metrics[]` entry of a canary. A
+//! check is one or more queries, each answering **one number**, judged against the
+//! metric's bounds:
+//!
+//! * the builtin `request-success-rate` and `request-duration` run a query Flagger
+//!   builds in for the canary's mesh or ingress ([`queries`]: the observer, the exact
+//!   PromQL);
+//! * an inline `query` runs as written against the metrics server;
+//! * a `templateRef` runs the `MetricTemplate`'s query, a Go text/template rendered with
+//!   the canary's names ([`render`]).
+//!
+//! [`check`] plans the queries of one check and judges their answers into the
+//! [`MetricResult`](rollout_core::flagger::machine::MetricResult) the Flagger machine
+//! takes back; the functions below are the value rules it applies.
+//!
+//! For each metric value `v`:
 //!
 //! * with a `thresholdRange`: the check fails when `min` is set and `v < min`, or `max`
 //!   is set and `v > max` — both bounds inclusive, either may be absent
@@ -14,8 +31,28 @@
 //!   range nor a threshold, any `v > 0` fails).
 //!
 //! A NaN value fails every check (Flagger's Go comparisons would let it through; a
-//! metric that yields NaN has no data). Provider errors and "no values" are failures
-//! too, decided by the caller before a value exists.
+//! metric that yields NaN has no data, and [`check`] reads it as "no values found").
+//! Provider errors and "no values" are failures too, decided before a value exists.
+//!
+//! # The API
+//!
+//! * [`queries::Observer`], [`queries::metrics_provider`]: builtin queries per observer.
+//! * [`render::render_query`], [`render::QueryModel`]: `MetricTemplate` query rendering.
+//! * [`check::plan_metric_check`] → [`check::MetricCheckPlan`] (requests, then
+//!   [`evaluate`](check::MetricCheckPlan::evaluate)); [`check::run_metric_checks`] does
+//!   it all with a synchronous query function.
+//! * [`check_metric`] and friends: the threshold rules alone.
+
+pub mod check;
+pub mod queries;
+pub mod render;
+
+pub use check::{
+    Answer, CheckContext, MetricCheckPlan, PlanError, QueryRequest, QuerySource, Verdict,
+    plan_metric_check, run_metric_checks,
+};
+pub use queries::{BuiltinMetric, Observer, metrics_provider};
+pub use render::{QueryModel, RenderError, render_query};
 
 /// Which kind of metric a value comes from; it decides how thresholds compare.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
