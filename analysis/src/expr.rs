@@ -530,10 +530,18 @@ fn tokenize(src: &str) -> Result<Vec<(Tok, usize)>, ExprError> {
             }
             let text: String = src[start..i].chars().filter(|c| *c != '_').collect();
             let tok = if is_float {
-                Tok::Float(
-                    text.parse()
-                        .map_err(|_| syntax(start, format!("invalid float literal {text}")))?,
-                )
+                let x: f64 = text
+                    .parse()
+                    .map_err(|_| syntax(start, format!("invalid float literal {text}")))?;
+                // Go's ParseFloat rejects a literal beyond the largest float64 (ErrRange)
+                // instead of making it infinite; infinity has no literal to print back.
+                if x.is_infinite() {
+                    return Err(syntax(
+                        start,
+                        format!("invalid float literal {text}: value out of range"),
+                    ));
+                }
+                Tok::Float(x)
             } else {
                 Tok::Int(
                     text.parse()
@@ -616,7 +624,16 @@ fn tokenize(src: &str) -> Result<Vec<(Tok, usize)>, ExprError> {
 // Parser
 // ---------------------------------------------------------------------------------------
 
-const MAX_DEPTH: usize = 100;
+/// The deepest syntax tree accepted: nodes on the longest path from the root to a leaf.
+/// `Display` parenthesises every node, which costs at most 4 levels of [`MAX_NESTING`] per
+/// tree level when the text is parsed again, so every tree within this depth parses back
+/// from its printed form.
+const MAX_TREE_DEPTH: usize = 24;
+
+/// The parser's recursion bound (parentheses, operators, indexes, arguments). A level
+/// costs several stack frames (about 9 KiB per parenthesis in a debug build), so this
+/// keeps parsing well inside a 2 MiB thread stack.
+const MAX_NESTING: usize = 100;
 
 struct Parser {
     toks: Vec<(Tok, usize)>,
@@ -681,7 +698,7 @@ impl Parser {
 
     fn enter(&mut self) -> Result<(), ExprError> {
         self.depth += 1;
-        if self.depth > MAX_DEPTH {
+        if self.depth > MAX_NESTING {
             return Err(syntax(self.pos(), "expression nested too deeply"));
         }
         Ok(())
@@ -941,7 +958,32 @@ pub fn parse(src: &str) -> Result<Expr, ExprError> {
             format!("unexpected {}", describe(p.peek())),
         ));
     }
+    if let Some(position) = too_deep(&e, 1) {
+        return Err(syntax(position, "expression nested too deeply"));
+    }
     Ok(e)
+}
+
+/// The position of the first node deeper than [`MAX_TREE_DEPTH`] (`depth` is `e`'s own).
+/// Recursion is bounded by the parser's [`MAX_NESTING`].
+fn too_deep(e: &Expr, depth: usize) -> Option<usize> {
+    if depth > MAX_TREE_DEPTH {
+        return Some(e.position);
+    }
+    let child = |c: &Expr| too_deep(c, depth + 1);
+    match &e.kind {
+        ExprKind::Array(items) | ExprKind::Call(_, items) => items.iter().find_map(child),
+        ExprKind::Member(a, b) | ExprKind::Binary(_, a, b) => child(a).or_else(|| child(b)),
+        ExprKind::Unary(_, a) => child(a),
+        ExprKind::Ternary(c, a, b) => child(c).or_else(|| child(a)).or_else(|| child(b)),
+        ExprKind::Nil
+        | ExprKind::Bool(_)
+        | ExprKind::Int(_)
+        | ExprKind::Float(_)
+        | ExprKind::Str(_)
+        | ExprKind::Result
+        | ExprKind::Pointer => None,
+    }
 }
 
 // ---------------------------------------------------------------------------------------

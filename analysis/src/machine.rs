@@ -54,6 +54,10 @@
 //! * **GC.** Each metric keeps only its newest measurements: the `measurementRetention`
 //!   limit for it (`"*"` matches every metric), else [`DEFAULT_MEASUREMENT_RETENTION`].
 //!
+//! [`RunOptions`] match metric names exactly (and `"*"`); Argo's rules are unanchored
+//! regular expressions, which [`runner::PreparedRun`](crate::runner::PreparedRun) expands to
+//! exact names (and reports a rule that matches nothing) before calling this machine.
+//!
 //! A completed run is left as it is.
 
 use std::borrow::Cow;

@@ -375,3 +375,143 @@ fn display_round_trips_examples() {
         assert_eq!(again, ast, "{src} printed as {printed}");
     }
 }
+
+/// The checks of the `expr_compile` fuzz target (analysis/fuzz): a compiled program prints
+/// to text that parses back to an equal tree and prints the same again, and evaluating it
+/// never panics.
+fn fuzz_checks(src: &str) {
+    let Ok(program) = Program::compile(src) else {
+        return;
+    };
+    let printed = program.ast().to_string();
+    let again = parse(&printed).unwrap_or_else(|e| panic!("{src:?} printed as {printed:?}: {e}"));
+    assert_eq!(&again, program.ast(), "{src:?} printed as {printed:?}");
+    assert_eq!(again.to_string(), printed, "{src:?}");
+    let results = [
+        Value::Nil,
+        Value::Float(0.97),
+        Value::Float(f64::NAN),
+        Value::Int(-3),
+        Value::String("0.5".into()),
+        Value::Array(vec![
+            Value::Float(0.99),
+            Value::Float(f64::INFINITY),
+            Value::Nil,
+        ]),
+        Value::Array(Vec::new()),
+        map(&[
+            ("a", Value::Float(2.0)),
+            ("b", Value::Bool(true)),
+            ("c", Value::Array(vec![Value::Int(1), Value::Int(7)])),
+        ]),
+    ];
+    for result in results {
+        let _ = program.eval(&Env::new(result));
+    }
+}
+
+/// Every input the fuzzer ever crashed on (analysis/fuzz/regressions/, minimized) goes
+/// through the fuzz target's checks, so CI keeps them fixed without a nightly toolchain.
+#[test]
+fn fuzz_regressions_compile() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/regressions");
+    let entries = std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+    let mut checked = 0;
+    for entry in entries {
+        let path = entry
+            .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+            .path();
+        if path.extension().is_some_and(|x| x == "md") {
+            continue;
+        }
+        let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        // The target only looks at UTF-8 input, as here.
+        if let Ok(src) = std::str::from_utf8(&bytes) {
+            fuzz_checks(src);
+        }
+        checked += 1;
+    }
+    assert!(checked > 0, "no regression inputs in {}", dir.display());
+}
+
+/// Found by the fuzzer: `9e999` used to become an infinite literal that printed as `inf`,
+/// which does not parse. Go's `ParseFloat` (and so expr-lang) rejects it as out of range.
+#[test]
+fn float_literal_out_of_range_is_a_syntax_error() {
+    let e = Program::compile("result < 9e999").unwrap_err();
+    assert_eq!(e.position(), 9);
+    assert!(
+        e.to_string()
+            .contains("invalid float literal 9e999: value out of range"),
+        "{e}"
+    );
+    assert!(Program::compile("-1_0e9999").is_err());
+    // Arithmetic may still overflow, and an underflowing literal is zero, as in Go.
+    assert_eq!(ok("1e308 * 10"), Value::Float(f64::INFINITY));
+    assert_eq!(ok("1e-400"), Value::Float(0.0));
+    fuzz_checks("-2 *9e87777777777777777777\n -3 ** 2 ");
+}
+
+/// Found by the fuzzer: a program within the nesting limit printed (fully parenthesised)
+/// to text beyond it. The limit is now on the tree's depth (24), which the parser's
+/// nesting bound (100) leaves room for in any such tree's printed form.
+#[test]
+fn printed_form_of_a_deep_tree_parses_back() {
+    let crash = "-2 *--2 *-----------------------------------------------------------4";
+    fuzz_checks(crash);
+    // 59 nested negations: deeper than the tree bound, so rejected up front now.
+    assert!(Program::compile(crash).is_err());
+
+    // The worst shapes at the limit, each a tree of depth exactly 24.
+    let right_nested = "1 + (".repeat(23) + "1" + &")".repeat(23);
+    let negations = "-".repeat(23) + "1";
+    let pow_chain = "2 ** ".repeat(23) + "1";
+    let member_chain = "result".to_string() + &"[0]".repeat(21) + "[" + &"-".repeat(21) + "1]";
+    let ternaries = "true ? 1 : ".repeat(23) + "1";
+    let predicates = "all(result, {".repeat(11) + "true" + &"})".repeat(11);
+    for src in [
+        &right_nested,
+        &negations,
+        &pow_chain,
+        &member_chain,
+        &ternaries,
+        &predicates,
+    ] {
+        assert!(Program::compile(src).is_ok(), "{src}");
+        fuzz_checks(src);
+    }
+    // One level deeper is rejected, with the position of the first node too deep.
+    let e = Program::compile(&("-".repeat(24) + "1")).unwrap_err();
+    assert_eq!(e.position(), 24, "{e}");
+    assert!(e.to_string().contains("nested too deeply"), "{e}");
+    // Parentheses alone do not deepen the tree, up to the parser's own bound.
+    assert!(Program::compile(&("(".repeat(90) + "1" + &")".repeat(90))).is_ok());
+}
+
+/// Parsing at the nesting bound fits in a 1.5 MiB stack even in a debug build (threads
+/// get 2 MiB by default).
+#[test]
+fn nesting_bound_fits_a_small_stack() {
+    let handle = std::thread::Builder::new()
+        .stack_size(3 << 19)
+        .spawn(|| {
+            for src in [
+                "(".repeat(99) + "1" + &")".repeat(99),
+                "(".repeat(10_000) + "1" + &")".repeat(10_000),
+                "-".repeat(1_000) + "1",
+                "!".repeat(1_000) + "true",
+                "2 ** ".repeat(1_000) + "1",
+                "true ? 1 : ".repeat(1_000) + "1",
+                "[".repeat(1_000) + &"]".repeat(1_000),
+                "all(result, {".repeat(300) + "true" + &"})".repeat(300),
+                "result".to_string() + &"[(".repeat(300) + "1" + &")]".repeat(300),
+            ] {
+                let _ = Program::compile(&src).map(|p| p.eval(&Env::new(Value::Nil)));
+            }
+        })
+        .unwrap_or_else(|e| panic!("spawn: {e}"));
+    assert!(
+        handle.join().is_ok(),
+        "the parser overflowed a 1.5 MiB stack"
+    );
+}

@@ -341,8 +341,8 @@ async fn unsupported_and_invalid_config_is_typed() {
         "authentication": {"sigv4": {"region": "eu-west-1"}}}));
     assert_eq!(field(measure(&m).await), "authentication.sigv4");
     let m = metric(json!({"address": "http://127.0.0.1:9", "query": "q",
-        "authentication": {"oauth2": {"tokenUrl": "http://x/token"}}}));
-    assert_eq!(field(measure(&m).await), "authentication.oauth2");
+        "authentication": {"oauth2": {"clientId": "id"}}}));
+    assert_eq!(field(measure(&m).await), "authentication.oauth2.tokenUrl");
     let m = metric(json!({"address": "http://127.0.0.1:9"}));
     assert_eq!(field(measure(&m).await), "query");
     let m = metric(json!({"address": "http://127.0.0.1:9", "query": "q", "timeout": -1}));
@@ -360,4 +360,60 @@ async fn unsupported_and_invalid_config_is_typed() {
         serde_json::from_value(json!({"name": "w", "provider": {"web": {"url": "http://x"}}}))
             .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(field(measure(&web).await), "prometheus");
+}
+
+#[tokio::test]
+async fn oauth2_client_credentials_token_is_sent_as_bearer() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/token"))
+        // base64("my-client-id:s3cr%2Ft"): id and secret form-encoded, as Go does.
+        .and(header(
+            "Authorization",
+            "Basic bXktY2xpZW50LWlkOnMzY3IlMkZ0",
+        ))
+        .and(wiremock::matchers::body_string(
+            "grant_type=client_credentials&scope=read+write",
+        ))
+        .respond_with(ResponseTemplate::new(200).set_body_string(
+            r#"{"access_token": "tok-123", "token_type": "Bearer", "expires_in": 3600}"#,
+        ))
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/api/v1/query"))
+        .and(header("Authorization", "Bearer tok-123"))
+        .respond_with(ResponseTemplate::new(200).set_body_string(
+            r#"{"status":"success","data":{"resultType":"scalar","result":[1,"0.97"]}}"#,
+        ))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let m = metric(json!({
+        "address": server.uri(), "query": "q",
+        "authentication": {"oauth2": {
+            "tokenUrl": format!("{}/token", server.uri()),
+            "clientId": "my-client-id", "clientSecret": "s3cr/t",
+            "scopes": ["read", "write"]
+        }}
+    }));
+    assert_eq!(value(measure(&m).await), Value::Float(0.97));
+
+    // A token endpoint that refuses: a Status error naming the token URL.
+    server.reset().await;
+    Mock::given(method("POST"))
+        .and(path("/token"))
+        .respond_with(ResponseTemplate::new(401).set_body_string("invalid_client"))
+        .mount(&server)
+        .await;
+    match measure(&m).await {
+        Err(ProviderError::Status {
+            status, address, ..
+        }) => {
+            assert_eq!(status, 401);
+            assert_eq!(address, format!("{}/token", server.uri()));
+        }
+        other => panic!("{other:?}"),
+    }
 }

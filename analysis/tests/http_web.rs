@@ -217,11 +217,39 @@ async fn config_errors_name_the_field() {
         (json!({"url": "no scheme"}), "url"),
         (json!({"url": "https://127.0.0.1:9/x"}), "url"),
         (
-            json!({"url": url, "authentication": {"oauth2": {"tokenUrl": "http://t"}}}),
-            "authentication.oauth2",
+            json!({"url": url, "authentication": {"oauth2": {"clientId": "x"}}}),
+            "authentication.oauth2.tokenUrl",
+        ),
+        (
+            json!({"url": url, "authentication": {"sigv4": {"region": "x"}}}),
+            "authentication.sigv4",
         ),
     ];
     for (web, want) in cases {
         assert_eq!(field(measure(&metric(web.clone())).await), want, "{web}");
     }
+}
+
+#[tokio::test]
+async fn oauth2_bearer_token() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/token"))
+        .respond_with(ResponseTemplate::new(200).set_body_string(r#"{"access_token": "abc"}"#))
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/m"))
+        .and(header("Authorization", "Bearer abc"))
+        .respond_with(ResponseTemplate::new(200).set_body_string(r#"{"ok": true}"#))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let m = metric(json!({
+        "url": format!("{}/m", server.uri()),
+        "jsonPath": "{$.ok}",
+        "authentication": {"oauth2": {"tokenUrl": format!("{}/token", server.uri()), "clientId": "c", "clientSecret": "s"}}
+    }));
+    assert_eq!(value(measure(&m).await), Value::Bool(true));
 }

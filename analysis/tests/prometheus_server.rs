@@ -472,7 +472,7 @@ async fn drive(
                 Err(e) => MeasurementResult::error(&metric, e.to_string(), now),
             });
         }
-        if observed.is_empty() && !(stop_after.is_some_and(|n| measured >= n)) {
+        if observed.is_empty() && stop_after.is_none_or(|n| measured < n) {
             now = requeue.unwrap_or_else(|| panic!("run stalled: {status:?}"));
         }
     }

@@ -12,23 +12,28 @@
 //! round-trip decimals) and its own answers to `target/analysis-bench/mannwhitney_ours.json`
 //! for the script to compare with SciPy (`ANALYSIS_BENCH_DIR` overrides the directory).
 //!
-//! * `mann_whitney/ci_10k_10k`: `judge::mann_whitney_u_test(experiment, control, 0.95)`,
-//!   what the judge runs per metric: the Hodges-Lehmann estimate of the shift and its 95%
-//!   confidence interval, each a root (Brent, tolerance 1e-4) of the tie- and
-//!   continuity-corrected normal score of the rank sum, as R's
+//! * `mann_whitney/full_10k_10k`: `judge::mann_whitney(experiment, control, 0.95,
+//!   Method::Normal)`, what the judge runs per metric: U, the two-sided p-value (normal
+//!   approximation with tie and continuity corrections), the Hodges-Lehmann estimate of the
+//!   shift and its 95% confidence interval, each of the last three a root (Brent, tolerance
+//!   1e-4) of the corrected normal score of the rank sum, as R's
 //!   `wilcox.test(conf.int = TRUE, exact = FALSE, correct = TRUE)`. Three roots, each
 //!   evaluation a sort and rank of the 20,000 shifted values.
-//! * `mann_whitney/p_value_10k_10k`: the test itself, the peer of SciPy's
+//! * `mann_whitney/ci_10k_10k`: `judge::mann_whitney_u_test`, the estimate and interval
+//!   alone (the part SciPy has no function for).
+//! * `mann_whitney/p_value_10k_10k`: the test alone, the peer of SciPy's
 //!   `mannwhitneyu(experiment, control, method="asymptotic", use_continuity=True)`: the
 //!   normal score at shift 0 (`judge::wilcoxon_diff(0, 0, ..)`, one sort and rank) and the
-//!   two-sided p-value `erfc(|z| / √2)`.
+//!   two-sided p-value `erfc(|z| / √2)`, the formula `mann_whitney` uses.
 
 use std::fmt::Write as _;
 use std::hint::black_box;
 use std::path::PathBuf;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use rollout_analysis::judge::{JudgeError, mann_whitney_u_test, wilcoxon_diff};
+use rollout_analysis::judge::{
+    JudgeError, Method, mann_whitney, mann_whitney_u_test, wilcoxon_diff,
+};
 
 /// Samples per side.
 const N: usize = 10_000;
@@ -91,9 +96,12 @@ fn out_dir() -> PathBuf {
 /// Writes the samples and our answers for the SciPy peer script.
 fn write_peer_files(experiment: &[f64], control: &[f64]) {
     let dir = out_dir();
-    let result = mann_whitney_u_test(experiment, control, 0.95)
-        .unwrap_or_else(|e| panic!("mann_whitney_u_test: {e}"));
+    let test = mann_whitney(experiment, control, 0.95, Method::Normal)
+        .unwrap_or_else(|e| panic!("mann_whitney: {e}"));
+    let result = test.interval;
     let (z, p) = p_value(experiment, control).unwrap_or_else(|e| panic!("p-value: {e}"));
+    // The bench's own p-value is the formula `mann_whitney` uses.
+    assert!((p - test.p_value).abs() <= 1e-15, "{p} vs {}", test.p_value);
     let mut csv = String::with_capacity(N * 16);
     csv.push_str("experiment,control\n");
     for (e, c) in experiment.iter().zip(control) {
@@ -106,8 +114,9 @@ fn write_peer_files(experiment: &[f64], control: &[f64]) {
         "estimate": result.estimate,
         "lower_confidence": result.lower_confidence,
         "upper_confidence": result.upper_confidence,
+        "u": test.u,
         "z": z,
-        "p_value": p,
+        "p_value": test.p_value,
     });
     let written = std::fs::create_dir_all(&dir)
         .and_then(|()| std::fs::write(dir.join("mannwhitney.csv"), csv))
@@ -123,6 +132,16 @@ fn bench_judge(c: &mut Criterion) {
 
     let mut g = c.benchmark_group("mann_whitney");
     g.sample_size(10);
+    g.bench_function("full_10k_10k", |b| {
+        b.iter(|| {
+            mann_whitney(
+                black_box(&experiment),
+                black_box(&control),
+                0.95,
+                Method::Normal,
+            )
+        })
+    });
     g.bench_function("ci_10k_10k", |b| {
         b.iter(|| mann_whitney_u_test(black_box(&experiment), black_box(&control), 0.95))
     });

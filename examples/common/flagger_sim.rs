@@ -15,6 +15,7 @@ use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
+use rollout_analysis::flagger::{CheckContext, QueryRequest, run_metric_checks};
 use rollout_core::flagger::machine::{
     Action, DeploymentState, Event, EventType, MetricOutcome, MetricResult, Observed, Readiness,
     Routes, ScaleTo, WebhookResult, tick,
@@ -323,60 +324,42 @@ impl World {
         }
     }
 
-    /// The metric source: one sample of each metric asked for, judged against the
-    /// metric's `thresholdRange`.
+    /// The metric checks: rollout-analysis' Flagger planner renders the builtin Istio
+    /// queries for each metric asked for and judges the answers against the metric's
+    /// `thresholdRange` (Flagger's messages); this world plays Prometheus, answering the
+    /// success-rate and P99-latency queries from the release's seeded streams.
     fn measure(&mut self, canary: &Canary, names: &[String]) -> (Vec<MetricResult>, Vec<Check>) {
-        let mut results = Vec::new();
-        let mut checks = Vec::new();
-        for name in names {
-            let range = canary
-                .spec
-                .analysis
-                .as_ref()
-                .and_then(|a| a.metrics.iter().find(|m| m.name == *name))
-                .and_then(|m| m.threshold_range.as_ref());
-            let (min, max) = range.map_or((None, None), |r| (r.min, r.max));
-            let sample = match (name.as_str(), self.release) {
-                ("request-success-rate", Some(r)) => {
-                    Some((self.noise.around(r.success_rate).clamp(0.0, 100.0), "%"))
-                }
-                ("request-duration", Some(r)) => {
-                    Some((self.noise.around(r.latency_ms).max(0.0), "ms"))
-                }
-                _ => None,
+        let release = self.release;
+        let noise = &mut self.noise;
+        let mut sampled: BTreeMap<String, (f64, &'static str)> = BTreeMap::new();
+        let ctx = CheckContext::new("istio", "http://prometheus.istio-system:9090");
+        let results = run_metric_checks(canary, names, &[], &ctx, &mut |req: &QueryRequest| {
+            let r = release.ok_or("no series: nothing was released yet")?;
+            let q = req.query.as_str();
+            let (value, unit) = if q.contains("istio_request_duration_milliseconds_bucket") {
+                (noise.around(r.latency_ms).max(0.0), "ms")
+            } else if q.contains("istio_requests_total")
+                && q.contains("destination_workload=~\"podinfo\"")
+            {
+                (noise.around(r.success_rate).clamp(0.0, 100.0), "%")
+            } else {
+                return Err(format!("no series for query {q}"));
             };
-            let Some((value, unit)) = sample else {
-                results.push(MetricResult::error(name.clone(), "no values found"));
-                checks.push(Check::Metric {
-                    name: name.clone(),
-                    value: None,
-                    unit: "",
-                    ok: false,
-                });
-                continue;
-            };
-            // Flagger's messages: "%.2f < %v" for the success rate, durations as Go
-            // prints them ("753ms > 500ms").
-            let outcome = match (min, max) {
-                (Some(min), _) if value < min => {
-                    MetricOutcome::Fail(format!("{} < {}", number(value, unit), bound(min, unit)))
+            sampled.insert(req.metric.clone(), (value, unit));
+            Ok(value)
+        });
+        let checks = results
+            .iter()
+            .map(|r| {
+                let sample = sampled.get(&r.name);
+                Check::Metric {
+                    name: r.name.clone(),
+                    value: sample.map(|s| s.0),
+                    unit: sample.map_or("", |s| s.1),
+                    ok: r.outcome == MetricOutcome::Pass,
                 }
-                (_, Some(max)) if value > max => {
-                    MetricOutcome::Fail(format!("{} > {}", number(value, unit), bound(max, unit)))
-                }
-                _ => MetricOutcome::Pass,
-            };
-            checks.push(Check::Metric {
-                name: name.clone(),
-                value: Some(value),
-                unit,
-                ok: outcome == MetricOutcome::Pass,
-            });
-            results.push(MetricResult {
-                name: name.clone(),
-                outcome,
-            });
-        }
+            })
+            .collect();
         (results, checks)
     }
 

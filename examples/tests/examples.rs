@@ -547,7 +547,7 @@ fn flagger_quickstart_rolls_the_bad_release_back() {
     assert_eq!(reached.status.phase, Some(CanaryPhase::Progressing));
     assert!(
         reached.events.iter().any(|e| {
-            e.message == "Halt podinfo.test advancement request-success-rate 95.47 < 99"
+            e.message == "Halt podinfo.test advancement success rate 96.88% < 99%"
         })
     );
     // The rollback comes on the next tick: routes back to the primary, target scaled to
@@ -620,7 +620,7 @@ fn flagger_quickstart_output_is_deterministic_and_readable() {
         "approve (confirm-promotion) yes",
         "-> Succeeded after 10:15",
         "== Release 2: 6.0.1 -> 6.0.2",
-        "duration 753ms FAILED",
+        "success-rate 96.88% FAILED",
         "WARNING Rolling back podinfo.test failed checks threshold reached 2",
         "-> Failed after 04:15",
     ] {

@@ -145,7 +145,8 @@ impl PrState {
             .rev()
             .find(|r| &r.commit == commit)
             .map(|r| r.passed);
-        let manual: Vec<&ManualResult> = self.manual.iter().filter(|m| &m.commit == commit).collect();
+        let manual: Vec<&ManualResult> =
+            self.manual.iter().filter(|m| &m.commit == commit).collect();
         let manual = if manual.is_empty() {
             None
         } else {

@@ -100,7 +100,7 @@ fn git_err(op: &'static str, target: impl Into<String>) -> impl FnOnce(git2::Err
 
 fn commit_id(oid: Oid) -> CommitId {
     // libgit2 always renders 40 (or 64) lowercase hex digits.
-    CommitId::new(&oid.to_string()).unwrap_or_else(|_| unreachable!("libgit2 oid"))
+    CommitId::from_trusted_hex(oid.to_string())
 }
 
 fn oid(c: &CommitId) -> Result<Oid, GitError> {
@@ -668,30 +668,80 @@ impl GitRepo {
         Ok(commit_id(new))
     }
 
+    /// Points `refname` at `to` (a lightweight ref), compare-and-swap on its current
+    /// direct target `expected` (`None`: the ref must not exist).
+    pub fn move_ref(
+        &self,
+        refname: &str,
+        to: &CommitId,
+        expected: Option<&CommitId>,
+    ) -> Result<(), GitError> {
+        let current = match self.repo.find_reference(refname) {
+            Ok(r) => r.target().map(commit_id),
+            Err(e) if e.code() == ErrorCode::NotFound => None,
+            Err(e) => return Err(git_err("read ref", refname)(e)),
+        };
+        let conflict = |actual| {
+            GitError::from(LedgerError::Conflict {
+                tag: refname.to_string(),
+                expected: expected.cloned(),
+                actual,
+            })
+        };
+        if current.as_ref() != expected {
+            return Err(conflict(current));
+        }
+        let log = "gitops-core: move";
+        let moved = match expected {
+            Some(old) => self
+                .repo
+                .reference_matching(refname, oid(to)?, true, oid(old)?, log),
+            None => self.repo.reference(refname, oid(to)?, false, log),
+        };
+        match moved {
+            Ok(_) => Ok(()),
+            Err(e) if matches!(e.code(), ErrorCode::Modified | ErrorCode::Exists) => {
+                let actual = self
+                    .repo
+                    .find_reference(refname)
+                    .ok()
+                    .and_then(|r| r.target())
+                    .map(commit_id);
+                Err(conflict(actual))
+            }
+            Err(e) => Err(git_err("move ref", refname)(e)),
+        }
+    }
+
+    /// Pushes a local ref to the same name on the remote (`force`: allow a
+    /// non-fast-forward move) and checks it landed.
+    pub fn push_ref(&self, refname: &str, force: bool) -> Result<PushReport, GitError> {
+        let spec = format!("{}{refname}:{refname}", if force { "+" } else { "" });
+        if let Some(rej) = self.push_refspec(&spec, refname)? {
+            return Err(GitError::PushRejected {
+                rejected: vec![rej],
+            });
+        }
+        let refs = self.ls_remote()?;
+        let local = self.resolve(refname)?;
+        if refs.get(refname) == Some(&local) {
+            Ok(PushReport {
+                landed: vec![refname.to_string()],
+            })
+        } else {
+            Err(GitError::PushRejected {
+                rejected: vec![Rejection {
+                    refname: refname.to_string(),
+                    reason: "not on the remote after the push".to_string(),
+                }],
+            })
+        }
+    }
+
     /// Pushes a local branch (`refs/heads/x`) to the same name on the remote without
     /// forcing (a non-fast-forward is refused).
     pub fn push_branch(&self, branch: &str) -> Result<PushReport, GitError> {
-        match self.push_refspec(&format!("{branch}:{branch}"), branch)? {
-            Some(rej) => Err(GitError::PushRejected {
-                rejected: vec![rej],
-            }),
-            None => {
-                let refs = self.ls_remote()?;
-                let local = self.resolve(branch)?;
-                if refs.get(branch) == Some(&local) {
-                    Ok(PushReport {
-                        landed: vec![branch.to_string()],
-                    })
-                } else {
-                    Err(GitError::PushRejected {
-                        rejected: vec![Rejection {
-                            refname: branch.to_string(),
-                            reason: "not on the remote after the push".to_string(),
-                        }],
-                    })
-                }
-            }
-        }
+        self.push_ref(branch, false)
     }
 
     /// The names of every tag, local.
@@ -705,5 +755,27 @@ impl GitRepo {
             .filter_map(|n| n.ok().flatten())
             .map(str::to_string)
             .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use crate::tag::{Env, LedgerTag, Stamp};
+
+    proptest! {
+        #[test]
+        fn every_ledger_tag_is_a_valid_refname(
+            env in "[A-Za-z0-9][A-Za-z0-9_.-]{0,30}",
+            secs in 0i64..253_402_300_799,
+        ) {
+            let Ok(env) = Env::new(env) else { return Ok(()); };
+            let history = env.history(Stamp::from_unix_secs(secs).unwrap());
+            for tag in [env.pointer(), history] {
+                prop_assert!(git2::Reference::is_valid_name(&tag.refname()), "{}", tag);
+                prop_assert_eq!(LedgerTag::parse(&tag.refname()).unwrap(), tag);
+            }
+        }
     }
 }

@@ -100,7 +100,6 @@ pub struct Record {
     /// The environment.
     pub env: Env,
     /// When (also the suffix of the history tag).
-    #[serde(skip)]
     pub at: Option<Stamp>,
     /// The commit the pointer moved to.
     pub commit: CommitId,

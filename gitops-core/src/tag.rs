@@ -163,6 +163,13 @@ impl CommitId {
         }
     }
 
+    /// A commit id from hex digits known to be valid (libgit2's rendering of an oid).
+    #[cfg(feature = "git")]
+    pub(crate) fn from_trusted_hex(hex: String) -> Self {
+        debug_assert!(CommitId::new(&hex).is_ok());
+        CommitId(hex.to_ascii_lowercase())
+    }
+
     /// The hexadecimal digits.
     pub fn as_str(&self) -> &str {
         &self.0

@@ -468,3 +468,64 @@ fn git_daemon_push_statuses_are_checked_per_ref() {
         c[2].as_str()
     );
 }
+
+#[test]
+fn image_write_back_commits_once_and_pushes() {
+    use gitops_core::writeback::{DEFAULT_TEMPLATE, ImageUpdate, set_kustomize_image, write_back};
+    let tmp = tempfile::tempdir().unwrap();
+    let origin = tmp.path().join("origin.git");
+    let up = GitRepo::init(&origin, true, bot()).unwrap();
+    let kust = "resources:\n  - deployment.yaml\nimages:\n  - name: web # frontend\n    newTag: \"1.0.0\"\n";
+    let base = up
+        .commit_files(
+            "refs/heads/main",
+            None,
+            &[(
+                "apps/web/kustomization.yaml".into(),
+                kust.as_bytes().to_vec(),
+            )],
+            "init",
+            t(0),
+        )
+        .unwrap();
+    let a = GitRepo::clone_from(&url(&origin), &tmp.path().join("a"), bot()).unwrap();
+    git(
+        &tmp.path().join("a"),
+        &["update-ref", "refs/heads/main", base.as_str()],
+    );
+    let bump = |tag: &str| ImageUpdate {
+        name: "web".into(),
+        new_tag: Some(tag.into()),
+        ..ImageUpdate::default()
+    };
+    let file = "apps/web/kustomization.yaml";
+    let commit = write_back(
+        &a,
+        "refs/heads/main",
+        file,
+        |text| set_kustomize_image(file, text, &bump("1.1.0")),
+        DEFAULT_TEMPLATE,
+        "web",
+        t(1),
+    )
+    .unwrap()
+    .expect("a commit");
+    assert_eq!(git(&origin, &["rev-parse", "main"]).trim(), commit.as_str());
+    let content = String::from_utf8(a.read_file(&commit, file).unwrap()).unwrap();
+    assert_eq!(content, kust.replace("1.0.0", "1.1.0"));
+    let msg = git(&origin, &["log", "-1", "--format=%B", "main"]);
+    assert!(msg.contains("images[web].newTag 1.0.0 -> 1.1.0"), "{msg}");
+    // The same bump again: no commit, nothing pushed.
+    let again = write_back(
+        &a,
+        "refs/heads/main",
+        file,
+        |text| set_kustomize_image(file, text, &bump("1.1.0")),
+        DEFAULT_TEMPLATE,
+        "web",
+        t(2),
+    )
+    .unwrap();
+    assert_eq!(again, None);
+    assert_eq!(git(&origin, &["rev-parse", "main"]).trim(), commit.as_str());
+}

@@ -147,8 +147,7 @@ impl TrafficCommand {
 
     /// The router commands that write Flagger routes.
     pub fn from_flagger_routes(routes: Routes, mirror_weight: Option<i32>) -> [TrafficCommand; 2] {
-        let total = routes.primary + routes.canary;
-        let mut weights = Weights::new(routes.canary, total.max(100));
+        let mut weights = Weights::new(routes.canary, 100);
         weights.stable = routes.primary;
         let mirror = routes
             .mirrored

@@ -8,6 +8,9 @@
 //! backendRefs are left alone. A rule that sends traffic to neither is not touched; a
 //! route where no rule does is an error.
 //!
+//! Flagger's mirroring ([`DesiredRoutes::mirror`]) adds a `RequestMirror` filter to
+//! the canary on the weighted rules, and removes it when it ends.
+//!
 //! Managed routes become rules named after them (`rules[].name`), first, in
 //! `managedRoutes` order: a header route matches its headers (`Exact`, or
 //! `RegularExpression` for regex and prefix matches) and sends to the canary only; a
@@ -51,6 +54,7 @@ impl HttpRoutePlanner {
             let mut rule = rule.clone();
             if self.weigh(&mut rule, w) {
                 weighted.push(out.len());
+                self.mirror(&mut rule, desired.mirror);
             }
             out.push(rule);
         }
@@ -90,6 +94,45 @@ impl HttpRoutePlanner {
         let mut after = live.clone();
         *array_mut(&mut after, "/spec/rules", &object)? = managed;
         Ok(Plan::json(object, live, after))
+    }
+
+    /// Flagger-style mirroring of a weighted rule: a `RequestMirror` filter to the
+    /// canary (with `percent` unless 100), removed when `mirror` is `None`; other
+    /// filters stay.
+    fn mirror(&self, rule: &mut Value, mirror: Option<i32>) {
+        let refs = rule.get("backendRefs").cloned().unwrap_or(Value::Null);
+        let canary = canary_ref(&refs, &self.canary_service);
+        let Value::Object(m) = rule else {
+            return;
+        };
+        let mut filters: Vec<Value> = m
+            .get("filters")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        let had = filters.len();
+        filters.retain(|f| {
+            !(str_of(f, "type") == "RequestMirror"
+                && f.pointer("/requestMirror/backendRef/name")
+                    .and_then(Value::as_str)
+                    == Some(self.canary_service.as_str()))
+        });
+        let removed = filters.len() != had;
+        if let Some(p) = mirror {
+            let mut body = Map::new();
+            body.insert("backendRef".into(), canary);
+            if p != 100 {
+                body.insert("percent".into(), json!(p));
+            }
+            filters.push(json!({"type": "RequestMirror", "requestMirror": body}));
+        } else if !removed {
+            return;
+        }
+        if filters.is_empty() {
+            m.shift_remove("filters");
+        } else {
+            m.insert("filters".into(), Value::Array(filters));
+        }
     }
 
     /// Weighs one rule; false when it sends to neither canary nor stable.

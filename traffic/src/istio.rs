@@ -10,6 +10,10 @@
 //! is always 100), experiment services get their weight (appended, sorted by host, when
 //! missing), destinations on additional subsets keep theirs, anything else is removed.
 //!
+//! Flagger's mirroring ([`DesiredRoutes::mirror`]) puts `mirror` (the canary
+//! destination) and `mirrorPercentage` on the weighted HTTP routes, and takes a mirror
+//! to the canary off them when it ends.
+//!
 //! Managed routes (`trafficRouting.managedRoutes`) are rebuilt from the desired state on
 //! every plan: a header route sends its matches to the canary only, a mirror route keeps
 //! the current split and mirrors a percentage to the canary. They are placed first, in
@@ -119,6 +123,10 @@ impl VirtualServicePlanner {
         for &i in &weighted {
             let path = format!("/spec/http/{i}/route");
             self.split(&mut http_after[i], &path, w, &object)?;
+        }
+        let canary = self.canary_destination(&http_after, &weighted, w);
+        for &i in &weighted {
+            self.mirror(&mut http_after[i], &canary, desired.mirror, w);
         }
         if !self.managed_routes.is_empty()
             || (!desired.header_routes.is_empty() || !desired.mirror_routes.is_empty())
@@ -248,6 +256,33 @@ impl VirtualServicePlanner {
             m.insert("route".into(), Value::Array(out));
         }
         Ok(())
+    }
+
+    /// Flagger-style mirroring of a weighted route: with `Some(percentage)` the route
+    /// mirrors to the canary (`mirrorPercentage` unless 100); with `None` a mirror to
+    /// the canary is removed (a mirror elsewhere is the user's and stays).
+    fn mirror(&self, route: &mut Value, canary: &Value, mirror: Option<i32>, w: &Weights) {
+        let Value::Object(m) = route else {
+            return;
+        };
+        match mirror {
+            Some(p) => {
+                m.insert("mirror".into(), canary.clone());
+                if p == 100 {
+                    m.shift_remove("mirrorPercentage");
+                } else {
+                    m.insert("mirrorPercentage".into(), json!({"value": p}));
+                }
+            }
+            None => {
+                if m.get("mirror")
+                    .is_some_and(|d| matches!(self.role(d, w), Role::Canary))
+                {
+                    m.shift_remove("mirror");
+                    m.shift_remove("mirrorPercentage");
+                }
+            }
+        }
     }
 
     /// The canary destination header and mirror routes use: the one of the first

@@ -43,6 +43,8 @@
 //! - [`flagger`]: the objects Flagger generates for a `Canary` (Istio VirtualService and
 //!   DestinationRules, canary Ingress, TrafficSplit, HTTPRoute) and how its `SetRoutes`
 //!   / `GetRoutes` map onto them.
+//! - [`router`]: the planners a Rollout's `trafficRouting` selects, and
+//!   [`router::MemoryRouter`], the `TrafficRouter` port over objects held in memory.
 //!
 //! # Example
 //!
@@ -77,18 +79,34 @@
 //!
 //! # Where this differs from Argo Rollouts and Flagger
 //!
-//! See the README section of this crate's issue and each module: Istio and SMI keep
-//! destinations/backends they do not own only where noted; the Gateway API router keeps
-//! foreign backendRefs; Flagger's random session-affinity cookie is an argument.
+//! - Planners are declarative: they make the object carry the whole desired state
+//!   (weights and every managed route) instead of replaying one call, so a repeated or
+//!   reordered command changes nothing and verification is "planning again gives no
+//!   patch". Argo's built-in routers other than ALB and plugins cannot verify at all.
+//! - Istio: a managed route is rebuilt from its step on every plan (Argo edits it in
+//!   place); the DestinationRule keeps subsets it does not own (Argo drops them from its
+//!   managed copy).
+//! - Istio and Gateway API weights are written as JSON patches with `test` operations
+//!   (Argo and Flagger send updates without a concurrency check), so a concurrent edit
+//!   of the same route is rejected instead of overwritten.
+//! - SMI and the Gateway API router write the stable weight the machine computed out
+//!   of `maxTrafficWeight`; Istio keeps Argo's fixed total of 100.
+//! - The Gateway API router keeps backendRefs it does not own and marks managed rules
+//!   with `rules[].name` (Argo's plugin tracks them in a ConfigMap).
+//! - Flagger's random session-affinity cookie is an argument
+//!   ([`flagger::istio::SessionCookies::advance`]), so plans are reproducible.
 
 mod error;
 pub mod flagger;
 pub mod gateway;
 pub mod istio;
 mod json;
+#[cfg(feature = "kube")]
+pub mod kube;
 pub mod linkerd;
 pub mod nginx;
 pub mod patch;
+pub mod router;
 pub mod smi;
 
 pub use error::{ObjectRef, RouterError};

@@ -6,7 +6,7 @@
 use rollout_core::traffic::DesiredRoutes;
 use serde_json::Value;
 
-use crate::error::RouterError;
+use crate::error::{ObjectRef, RouterError};
 use crate::gateway::HttpRoutePlanner;
 use crate::patch::Plan;
 use crate::smi::SmiPlanner;
@@ -18,7 +18,12 @@ pub enum LinkerdPlanner {
     /// An SMI TrafficSplit.
     Smi(SmiPlanner),
     /// A Gateway API HTTPRoute attached to the service.
-    HttpRoute(HttpRoutePlanner),
+    HttpRoute {
+        /// The HTTPRoute.
+        route: ObjectRef,
+        /// Its planner.
+        planner: HttpRoutePlanner,
+    },
 }
 
 impl LinkerdPlanner {
@@ -27,10 +32,10 @@ impl LinkerdPlanner {
     pub fn plan(&self, live: Option<&Value>, desired: &DesiredRoutes) -> Result<Plan, RouterError> {
         match self {
             LinkerdPlanner::Smi(p) => p.plan(live, desired),
-            LinkerdPlanner::HttpRoute(p) => match live {
-                Some(live) => p.plan(live, desired),
+            LinkerdPlanner::HttpRoute { route, planner } => match live {
+                Some(live) => planner.plan(live, desired),
                 None => Err(RouterError::NotFound {
-                    object: crate::error::ObjectRef::new("HTTPRoute", "", ""),
+                    object: route.clone(),
                 }),
             },
         }

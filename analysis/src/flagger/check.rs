@@ -10,7 +10,7 @@
 //!
 //! 1. the builtin query, when the name is `request-success-rate` or `request-duration`
 //!    (against the canary's `metricsServer`, else the controller's, with the observer of
-//!    [`queries::metrics_provider`](super::queries::metrics_provider));
+//!    [`metrics_provider`](super::queries::metrics_provider));
 //! 2. the inline `query` (deprecated), sent as written to the same server;
 //! 3. the `templateRef`'s `MetricTemplate` query rendered with the canary's model
 //!    ([`render`](super::render)), against the template's own provider.
@@ -26,7 +26,7 @@
 //!   matrix has multiple values (an error);
 //! * `thresholdRange` bounds are inclusive; `request-duration` compares whole
 //!   milliseconds; without a range the legacy `threshold` (default 0) applies (see
-//!   [`check_metric`](super::check_metric));
+//!   [`check_metric`]);
 //! * a failure carries two texts: the `reason` the machine puts after `Halt <name>.<ns>
 //!   advancement <metric>` (or after `Metric query failed for <metric>:` for errors), and
 //!   the `event` Flagger itself records (`Halt podinfo.test advancement success rate

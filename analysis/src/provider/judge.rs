@@ -229,10 +229,11 @@ pub fn parse_spec(metric: &Metric) -> Result<JudgeSpec, ProviderError> {
         }
         metric_config(&spec, i)?;
     }
-    if !(spec.thresholds.marginal <= spec.thresholds.pass) {
+    let t = spec.thresholds;
+    if t.marginal.is_nan() || t.pass.is_nan() || t.marginal > t.pass {
         return Err(config_error(
             format!("plugin.{PLUGIN}.thresholds"),
-            "marginal must not exceed pass",
+            "marginal must be a number not above pass",
         ));
     }
     Ok(spec)
@@ -289,8 +290,8 @@ fn metric_config(spec: &JudgeSpec, i: usize) -> Result<(MetricConfig, Option<f64
         c.confidence = conf;
     }
     if let Some(t) = m.tolerance {
-        if !(t >= 0.0) {
-            return Err(config_error(field("tolerance"), "must not be negative"));
+        if t.is_nan() || t < 0.0 {
+            return Err(config_error(field("tolerance"), "must be a number >= 0"));
         }
         c.tolerance = t;
     }
@@ -300,10 +301,10 @@ fn metric_config(spec: &JudgeSpec, i: usize) -> Result<(MetricConfig, Option<f64
             None | Some("keep") => None,
             Some("remove") => {
                 let f = o.outlier_factor.unwrap_or(DEFAULT_OUTLIER_FACTOR);
-                if !(f >= 0.0) {
+                if f.is_nan() || f < 0.0 {
                     return Err(config_error(
                         field("outliers.outlierFactor"),
-                        "must not be negative",
+                        "must be a number >= 0",
                     ));
                 }
                 Some(f)

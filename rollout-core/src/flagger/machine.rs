@@ -1054,9 +1054,14 @@ impl<'r, 'a, 'o> Tick<'r, 'a, 'o> {
                 Some(r) => match &r.outcome {
                     MetricOutcome::Pass => {}
                     MetricOutcome::Fail(message) => {
+                        // Flagger words its builtin metrics' events differently.
+                        let what = match metric.name.as_str() {
+                            "request-success-rate" => "success rate",
+                            "request-duration" => "request duration",
+                            other => other,
+                        };
                         return Ok(Some(format!(
-                            "Halt {name}.{ns} advancement {} {message}",
-                            metric.name
+                            "Halt {name}.{ns} advancement {what} {message}"
                         )));
                     }
                     MetricOutcome::Error(message) => {

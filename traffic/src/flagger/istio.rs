@@ -175,26 +175,14 @@ pub fn virtual_service_spec(
             m.insert("match".into(), Value::Array(matches));
         }
         for (k, v) in [
-            (
-                "rewrite",
-                svc.rewrite.as_ref().map(|x| serde_json::to_value(x)),
-            ),
-            (
-                "timeout",
-                svc.timeout.as_ref().map(|x| serde_json::to_value(x)),
-            ),
-            (
-                "retries",
-                svc.retries.as_ref().map(|x| serde_json::to_value(x)),
-            ),
+            ("rewrite", svc.rewrite.as_ref().map(serde_json::to_value)),
+            ("timeout", svc.timeout.as_ref().map(serde_json::to_value)),
+            ("retries", svc.retries.as_ref().map(serde_json::to_value)),
             (
                 "corsPolicy",
-                svc.cors_policy.as_ref().map(|x| serde_json::to_value(x)),
+                svc.cors_policy.as_ref().map(serde_json::to_value),
             ),
-            (
-                "headers",
-                svc.headers.as_ref().map(|x| serde_json::to_value(x)),
-            ),
+            ("headers", svc.headers.as_ref().map(serde_json::to_value)),
         ] {
             if let Some(Ok(v)) = v {
                 m.insert(k.into(), v);

@@ -12,7 +12,7 @@
 //!
 //! | what happened | error |
 //! |---|---|
-//! | bad URL, unsupported field (`sigv4`, `oauth2`), https without a TLS provider | [`ProviderError::Config`] naming the field |
+//! | bad URL, unsupported field (`sigv4`), https without a TLS provider | [`ProviderError::Config`] naming the field |
 //! | connection refused, DNS failure, reset | [`ProviderError::Unreachable`] |
 //! | no complete answer within the metric's timeout | [`ProviderError::Timeout`] |
 //! | a non-2xx status | [`ProviderError::Status`] with the first 512 bytes of the body |
@@ -337,12 +337,11 @@ fn body_prefix(body: &[u8]) -> String {
     let cut = &body[..body.len().min(ERROR_BODY_BYTES)];
     let text = String::from_utf8_lossy(cut);
     // A multi-byte character cut in half at the end shows as U+FFFD; drop it.
-    let text = if cut.len() < body.len() {
+    if cut.len() < body.len() {
         text.trim_end_matches('\u{fffd}').to_string()
     } else {
         text.into_owned()
-    };
-    text
+    }
 }
 
 /// The message of an error and its sources, `a: b: c`.
@@ -358,6 +357,65 @@ fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
         source = s.source();
     }
     out
+}
+
+/// Fetches an OAuth2 access token with the client-credentials grant (RFC 6749 4.4), as
+/// Go's `clientcredentials` package does: `POST tokenUrl` with
+/// `grant_type=client_credentials` and the space-separated `scope`, the client id and
+/// secret form-encoded in a Basic `Authorization` header. Returns the `access_token`.
+pub(crate) async fn oauth2_token(
+    client: &HttpClient,
+    provider: &'static str,
+    oauth: &crate::template::OAuth2,
+    timeout: Duration,
+    insecure: bool,
+) -> Result<String, ProviderError> {
+    let token_url = oauth
+        .token_url
+        .as_deref()
+        .map(str::trim)
+        .filter(|u| !u.is_empty())
+        .ok_or_else(|| ProviderError::Config {
+            provider,
+            field: "authentication.oauth2.tokenUrl".into(),
+            reason: "is required".into(),
+        })?;
+    let id = form_encode(oauth.client_id.as_deref().unwrap_or(""));
+    let secret = form_encode(oauth.client_secret.as_deref().unwrap_or(""));
+    let mut body = "grant_type=client_credentials".to_string();
+    if !oauth.scopes.is_empty() {
+        body.push_str("&scope=");
+        body.push_str(&form_encode(&oauth.scopes.join(" ")));
+    }
+    let req = Request {
+        provider,
+        url_field: "authentication.oauth2.tokenUrl",
+        method: http::Method::POST,
+        url: token_url.to_string(),
+        headers: vec![
+            (
+                "Content-Type".into(),
+                "application/x-www-form-urlencoded".into(),
+            ),
+            ("Accept".into(), "application/json".into()),
+            ("Authorization".into(), basic_auth_header(&id, &secret)),
+        ],
+        body: Some(body.into_bytes()),
+        timeout,
+        insecure,
+    };
+    let resp = client.send(&req).await?.success(&req)?;
+    let decode = |reason: String| ProviderError::Decode {
+        provider,
+        reason: format!("token endpoint {token_url}: {reason}"),
+    };
+    let json: serde_json::Value =
+        serde_json::from_slice(&resp.body).map_err(|e| decode(e.to_string()))?;
+    json.get("access_token")
+        .and_then(serde_json::Value::as_str)
+        .filter(|t| !t.is_empty())
+        .map(str::to_string)
+        .ok_or_else(|| decode("no access_token in the answer".into()))
 }
 
 /// Sets a header the way Go's `Header.Set` does: replaces any earlier value of the same

@@ -14,7 +14,7 @@
 //! * `end` defaults to `now()`; `start` and `step` (a Go duration, > 0) are required.
 //!
 //! The answer goes through [`crate::provider::prometheus::parse_response`] and
-//! [`to_value`](crate::provider::prometheus::to_value), so `result` is what Argo binds:
+//! [`to_value`], so `result` is what Argo binds:
 //! a scalar is a float, a vector the list of its sample values, a matrix all samples
 //! flattened into one list, `NaN`/`+Inf`/`-Inf` samples floats. A vector or matrix with
 //! no samples is the empty list (conditions then fail with Argo's "metric result is nil
@@ -26,8 +26,10 @@
 //! default), `query` (required), `timeout` in seconds (default
 //! [`DEFAULT_TIMEOUT_SECONDS`]; negative is a config error), `headers` (set in order,
 //! a later key replacing an earlier one), `insecure` (https only),
-//! `authentication.basicAuth`. `authentication.sigv4` and `authentication.oauth2` are
-//! not supported and fail with a [`ProviderError::Config`] naming the field.
+//! `authentication.basicAuth`, `authentication.oauth2` (client credentials: a token is
+//! fetched from `tokenUrl` before each query and sent as `Authorization: Bearer`,
+//! replacing any other `Authorization`). `authentication.sigv4` is not supported and
+//! fails with a [`ProviderError::Config`] naming the field.
 
 use std::sync::Arc;
 use std::time::Duration as StdDuration;
@@ -36,12 +38,13 @@ use rollout_core::duration::Duration;
 use rollout_core::time::Timestamp;
 
 use super::{
-    Clock, HttpClient, Request, SystemClock, basic_auth_header, join_url, set_header, unix_seconds,
+    Clock, HttpClient, Request, SystemClock, basic_auth_header, join_url, oauth2_token, set_header,
+    unix_seconds,
 };
 use crate::expr::Value;
 use crate::provider::prometheus::{PrometheusError, parse_response, to_value};
 use crate::provider::{MeasureContext, Measured, Provider, ProviderError};
-use crate::template::{Metric, PrometheusMetric};
+use crate::template::{Metric, OAuth2, PrometheusMetric};
 
 /// Argo's default query timeout, in seconds.
 pub const DEFAULT_TIMEOUT_SECONDS: i64 = 30;
@@ -84,6 +87,8 @@ pub struct PlannedQuery {
     pub timeout: StdDuration,
     /// Skip TLS verification.
     pub insecure: bool,
+    /// OAuth2 client credentials to exchange for a bearer token before sending.
+    pub oauth2: Option<OAuth2>,
 }
 
 fn config(field: impl Into<String>, reason: impl Into<String>) -> ProviderError {
@@ -159,12 +164,6 @@ impl PrometheusProvider {
                     "AWS SigV4 signing is not supported",
                 ));
             }
-            if auth.oauth2.is_some() {
-                return Err(config(
-                    "authentication.oauth2",
-                    "OAuth2 client credentials are not supported",
-                ));
-            }
             if let Some(basic) = &auth.basic_auth {
                 let user = basic.username.as_deref().unwrap_or("");
                 let pass = basic.password.as_deref().unwrap_or("");
@@ -233,18 +232,25 @@ impl PrometheusProvider {
             headers,
             timeout,
             insecure: spec.insecure,
+            oauth2: spec.authentication.as_ref().and_then(|a| a.oauth2.clone()),
         })
     }
 
     /// Runs a query and returns the value Argo binds to `result`.
     pub async fn query(&self, spec: &PrometheusMetric) -> Result<Value, ProviderError> {
         let planned = self.plan(spec, self.clock.now())?;
+        let mut headers = planned.headers;
+        if let Some(oauth) = &planned.oauth2 {
+            let token =
+                oauth2_token(&self.client, NAME, oauth, planned.timeout, planned.insecure).await?;
+            set_header(&mut headers, "Authorization", &format!("Bearer {token}"));
+        }
         let req = Request {
             provider: NAME,
             url_field: "address",
             method: http::Method::GET,
             url: planned.url,
-            headers: planned.headers,
+            headers,
             body: None,
             timeout: planned.timeout,
             insecure: planned.insecure,

@@ -19,13 +19,15 @@
 //!
 //! Setting both `body` and `jsonBody`, a body on a `GET`, an unknown method or a
 //! malformed `jsonPath` is a [`ProviderError::Config`] naming the field. `insecure`
-//! skips TLS verification (https only); `authentication.basicAuth` sends an
-//! `Authorization: Basic` header; `authentication.oauth2` and `authentication.sigv4`
-//! are not supported and fail with a [`ProviderError::Config`].
+//! skips TLS verification (https only); `authentication.oauth2` (client credentials,
+//! as Argo) fetches a token from `tokenUrl` first and sends it as
+//! `Authorization: Bearer`; `authentication.basicAuth` sends an `Authorization: Basic`
+//! header; `authentication.sigv4` is not supported and fails with a
+//! [`ProviderError::Config`].
 
 use std::time::Duration;
 
-use super::{HttpClient, Request, basic_auth_header, set_header};
+use super::{HttpClient, Request, basic_auth_header, oauth2_token, set_header};
 use crate::MeasurementPhase;
 use crate::expr::Value;
 use crate::provider::jsonpath::JsonPath;
@@ -131,12 +133,6 @@ impl WebProvider {
                     "AWS SigV4 signing is not supported",
                 ));
             }
-            if auth.oauth2.is_some() {
-                return Err(config(
-                    "authentication.oauth2",
-                    "OAuth2 client credentials are not supported",
-                ));
-            }
             if let Some(basic) = &auth.basic_auth {
                 let user = basic.username.as_deref().unwrap_or("");
                 let pass = basic.password.as_deref().unwrap_or("");
@@ -155,6 +151,10 @@ impl WebProvider {
         }
         if spec.json_body.is_some() {
             set_header(&mut headers, "Content-Type", "application/json");
+        }
+        if let Some(oauth) = spec.authentication.as_ref().and_then(|a| a.oauth2.as_ref()) {
+            let token = oauth2_token(&self.client, NAME, oauth, timeout, spec.insecure).await?;
+            set_header(&mut headers, "Authorization", &format!("Bearer {token}"));
         }
         let req = Request {
             provider: NAME,

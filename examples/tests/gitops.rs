@@ -1,0 +1,59 @@
+//! Runs the `gitops` example on a temp repository and checks the ledger it leaves.
+
+#[path = "../gitops.rs"]
+mod gitops;
+
+use gitops_core::ledger::EntryRecord;
+use gitops_core::record::Action;
+use gitops_core::tag::Env;
+
+#[test]
+fn the_gitops_example_runs_the_whole_flow() {
+    let dir = std::env::temp_dir().join(format!("gitops-example-test-{}", std::process::id()));
+    let outcome = gitops::run(&dir);
+    let _ = std::fs::remove_dir_all(&dir);
+    let outcome = outcome.expect("the example runs");
+    let (c1, c2) = (&outcome.heads[0], &outcome.heads[1]);
+    let canary = Env::new("canary").unwrap();
+    let prod = Env::new("prod").unwrap();
+    // Both environments are back on 1.0.0 after the two rollbacks; the hand-moved
+    // pointer is on 1.1.0 and was refused by the guard.
+    assert_eq!(outcome.ledger.pointer(&canary), Some(c1));
+    assert_eq!(outcome.ledger.pointer(&prod), Some(c2));
+    assert!(
+        outcome.guard_refusal.contains("outside the flow"),
+        "{}",
+        outcome.guard_refusal
+    );
+    assert!(
+        outcome.flow_refusal.contains("integration tests"),
+        "{}",
+        outcome.flow_refusal
+    );
+    // History: canary release 1, release 2, rollback; prod the same.
+    for env in [&canary, &prod] {
+        let actions: Vec<(Action, &str)> = outcome
+            .ledger
+            .history(env)
+            .iter()
+            .map(|h| match &h.record {
+                EntryRecord::Valid(r) => (r.action, if &h.commit == c1 { "c1" } else { "c2" }),
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(
+            actions,
+            vec![
+                (Action::Release, "c1"),
+                (Action::Release, "c2"),
+                (Action::Rollback, "c1")
+            ]
+        );
+    }
+    let text = outcome.lines.join("\n");
+    assert!(
+        text.contains("refused: roll back prod before canary"),
+        "{text}"
+    );
+    assert!(text.contains("pre-sync guard refuses"), "{text}");
+}
