@@ -19,7 +19,12 @@
 //! is promoted and takes over `web-active`; a bad one passes its smoke test, fails its
 //! post-promotion analysis, and `web-active` is switched back to the old release.
 //!
-//! A third section does the same with Flagger: an A/B testing `Canary` (Istio, header
+//! A third section runs a canary whose traffic an Istio VirtualService splits
+//! (`examples/rollout-istio.yaml`): rollout-traffic's router rewrites the weights of the
+//! `primary` route and adds a header route for beta testers, and the timeline shows the
+//! VirtualService's weights after each pass.
+//!
+//! A fourth section does the same with Flagger: an A/B testing `Canary` (Istio, header
 //! and cookie match, 5 iterations, threshold 2) driven through `flagger::machine::tick`
 //! — a healthy release held once at its confirm-promotion gate and then promoted, and a
 //! bad one rolled back after two failed checks. Each line is one Flagger tick that did
@@ -34,6 +39,10 @@ mod util;
 #[path = "common/bluegreen_sim.rs"]
 #[allow(dead_code)] // Some fields are there for the tests.
 mod bluegreen_sim;
+
+#[path = "common/istio_sim.rs"]
+#[allow(dead_code)] // Some fields are there for the tests.
+mod istio_sim;
 
 #[path = "common/flagger_sim.rs"]
 #[allow(dead_code)] // Some fields are there for the tests.
@@ -53,6 +62,16 @@ fn main() -> ExitCode {
         Ok(b) => {
             println!();
             print!("{}", bluegreen_sim::render(&b));
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    }
+    match istio_sim::run() {
+        Ok(q) => {
+            println!();
+            print!("{}", istio_sim::render(&q));
         }
         Err(e) => {
             eprintln!("error: {e}");

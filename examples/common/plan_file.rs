@@ -3,11 +3,17 @@
 
 use std::fmt::Write as _;
 
+use rollout_core::canary::Action;
 use rollout_core::flagger::spec::canary_documents;
 use rollout_core::plan::bluegreen::{BlueGreenPlan, plan_blue_green};
 use rollout_core::plan::flagger::{FlaggerPlan, plan_canary};
 use rollout_core::plan::{Plan, plan};
-use rollout_core::spec::rollout_documents;
+use rollout_core::spec::yaml::split_documents;
+use rollout_core::spec::{CanaryStep, Rollout, rollout_documents};
+use rollout_core::traffic::{TrafficCommand, TrafficRouter};
+use rollout_traffic::ObjectRef;
+use rollout_traffic::patch::{Patch, PatchOp};
+use rollout_traffic::router::{MemoryRouter, RolloutRouting, Target};
 
 /// What planning one file gave.
 #[derive(Debug)]
@@ -105,10 +111,147 @@ pub(crate) fn plan_text(source: &str, text: &str) -> FileReport {
                     let _ = writeln!(report.output, "# {place}");
                 }
                 let _ = writeln!(report.output, "{p}");
+                if let Some(routes) = route_section(&rollout, text) {
+                    let _ = writeln!(report.output, "{routes}");
+                }
                 report.plans.push((doc.index, p));
             }
             Err(e) => report.errors.push(format!("{place}: Rollout {name}: {e}")),
         }
     }
     report
+}
+
+/// The routing objects of `text` (VirtualServices, DestinationRules, Ingresses,
+/// TrafficSplits, HTTPRoutes), by reference; `namespace` fills in a missing one.
+fn routing_objects(text: &str, namespace: &str) -> Vec<(ObjectRef, serde_json::Value)> {
+    const KINDS: [&str; 5] = [
+        "VirtualService",
+        "DestinationRule",
+        "Ingress",
+        "TrafficSplit",
+        "HTTPRoute",
+    ];
+    let mut out = Vec::new();
+    for chunk in split_documents(text).iter().filter(|c| c.has_content) {
+        let Ok(doc) = serde_saphyr::from_str::<serde_json::Value>(chunk.text) else {
+            continue;
+        };
+        let kind = doc["kind"].as_str().unwrap_or_default();
+        if !KINDS.contains(&kind) {
+            continue;
+        }
+        let ns = doc["metadata"]["namespace"].as_str().unwrap_or(namespace);
+        let name = doc["metadata"]["name"].as_str().unwrap_or_default();
+        out.push((ObjectRef::new(kind, ns, name), doc));
+    }
+    out
+}
+
+/// One line per change a plan makes.
+fn patch_lines(patch: &Patch) -> Vec<String> {
+    let compact = |v: &serde_json::Value| serde_json::to_string(v).unwrap_or_default();
+    match patch {
+        Patch::Json(ops) => ops
+            .iter()
+            .filter_map(|op| match op {
+                PatchOp::Test { .. } => None,
+                PatchOp::Add { path, value } => Some(format!("add {path} = {}", compact(value))),
+                PatchOp::Replace { path, value } => {
+                    Some(format!("replace {path} = {}", compact(value)))
+                }
+                PatchOp::Remove { path } => Some(format!("remove {path}")),
+                other => Some(format!("{other:?}")),
+            })
+            .collect(),
+        Patch::Merge(v) => vec![format!("merge {}", compact(v))],
+        Patch::Create(v) => vec![format!(
+            "create {} {}",
+            v["kind"].as_str().unwrap_or("object"),
+            compact(&v["spec"])
+        )],
+        _ => Vec::new(),
+    }
+}
+
+/// For a canary with `trafficRouting`: the patches its routers would send at each step
+/// (and at the end of the update), planned against the routing objects found in the
+/// same file. `None` without traffic routing.
+fn route_section(rollout: &Rollout, text: &str) -> Option<String> {
+    let canary = rollout.spec.strategy.canary.as_ref()?;
+    canary.traffic_routing.as_ref()?;
+    let mut out = String::new();
+    let routing = match RolloutRouting::from_rollout(rollout) {
+        Ok(r) => r,
+        Err(e) => return Some(format!("  routes: {e}")),
+    };
+    let objects = routing_objects(text, &routing.namespace);
+    let missing: Vec<String> = routing
+        .targets()
+        .iter()
+        .filter_map(|t| match t {
+            Target::VirtualService(o, _) | Target::DestinationRule(o) | Target::HttpRoute(o) => {
+                Some(o)
+            }
+            Target::CanaryIngress { stable, .. } => Some(stable),
+            _ => None,
+        })
+        .filter(|o| !objects.iter().any(|(r, _)| r == *o))
+        .map(|o| format!("{} {}/{}", o.kind, o.namespace, o.name))
+        .collect();
+    if !missing.is_empty() {
+        return Some(format!(
+            "  routes: add {} to the file to see the patches each step sends",
+            missing.join(", ")
+        ));
+    }
+    let total = canary.max_traffic_weight();
+    let mut router = MemoryRouter::new(routing, objects);
+    let weight = |w: i32| Action::SetTrafficWeight {
+        canary_weight: w,
+        stable_weight: total - w,
+        total,
+        canary_hash: "canary".into(),
+        stable_hash: "stable".into(),
+        additional: Vec::new(),
+    };
+    let _ = writeln!(out, "  routes (what the routers send):");
+    let mut steps: Vec<(String, Vec<Action>)> = Vec::new();
+    for (i, step) in canary.steps.iter().enumerate() {
+        let actions: Vec<Action> = step
+            .parts()
+            .iter()
+            .filter_map(|p| match p {
+                CanaryStep::SetWeight(w) => Some(weight(*w)),
+                CanaryStep::SetHeaderRoute(h) => Some(Action::SetHeaderRoute(h.clone())),
+                CanaryStep::SetMirrorRoute(m) => Some(Action::SetMirrorRoute(m.clone())),
+                _ => None,
+            })
+            .collect();
+        steps.push((format!("step {}", i + 1), actions));
+    }
+    steps.push((
+        "promoted".into(),
+        vec![Action::RemoveManagedRoutes, weight(0)],
+    ));
+    for (label, actions) in steps {
+        for a in &actions {
+            if let Some(cmd) = TrafficCommand::from_action(a)
+                && let Err(e) = router.execute(&cmd)
+            {
+                let _ = writeln!(out, "    {label}: error: {e}");
+            }
+        }
+        for plan in router.take_sent() {
+            let o = &plan.object;
+            for line in patch_lines(&plan.patch) {
+                let _ = writeln!(
+                    out,
+                    "    {label:<9} {} {}/{}: {line}",
+                    o.kind, o.namespace, o.name
+                );
+            }
+        }
+    }
+    Some(out.trim_end().to_string())
 }

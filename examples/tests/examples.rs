@@ -546,9 +546,10 @@ fn flagger_quickstart_rolls_the_bad_release_back() {
     let reached = failing[threshold - 1];
     assert_eq!(reached.status.phase, Some(CanaryPhase::Progressing));
     assert!(
-        reached.events.iter().any(|e| {
-            e.message == "Halt podinfo.test advancement success rate 96.88% < 99%"
-        })
+        reached
+            .events
+            .iter()
+            .any(|e| { e.message == "Halt podinfo.test advancement success rate 96.88% < 99%" })
     );
     // The rollback comes on the next tick: routes back to the primary, target scaled to
     // zero, phase Failed with a fresh status (failedChecks written as 0, as Flagger's
@@ -898,4 +899,76 @@ fn bluegreen_quickstart_output_is_deterministic_and_readable() {
     ] {
         assert!(a.contains(needle), "missing {needle:?} in\n{a}");
     }
+}
+
+// ---- the quickstart's Istio section ------------------------------------------------------
+
+#[path = "../common/istio_sim.rs"]
+#[allow(dead_code)]
+mod istio_sim;
+
+#[test]
+fn istio_section_moves_virtual_service_weights() {
+    let q = istio_sim::run().expect("the Istio section runs");
+    let good = &q.updates[0];
+    assert_eq!(good.status.phase, Some(RolloutPhase::Healthy));
+    // The weights as read back from the VirtualService, in order, without repeats.
+    let mut seen: Vec<(i64, i64)> = Vec::new();
+    for l in &good.lines {
+        if seen.last() != Some(&l.vs_weights) {
+            seen.push(l.vs_weights);
+        }
+    }
+    assert_eq!(
+        seen,
+        [(100, 0), (95, 5), (75, 25), (50, 50), (0, 100), (100, 0)]
+    );
+    // The header route lives from the first step until the update completes.
+    assert!(good.lines[0].header_route);
+    assert!(!good.lines.last().unwrap().header_route);
+    // Fields the router does not own are kept.
+    assert_eq!(
+        good.virtual_service["spec"]["http"][0]["retries"],
+        q.initial_vs["spec"]["http"][0]["retries"]
+    );
+    assert_eq!(
+        good.virtual_service["spec"]["gateways"],
+        q.initial_vs["spec"]["gateways"]
+    );
+
+    let bad = &q.updates[1];
+    assert_eq!(bad.status.phase, Some(RolloutPhase::Degraded));
+    assert!(bad.status.abort);
+    let last = bad.lines.last().unwrap();
+    assert_eq!(last.vs_weights, (100, 0));
+    assert!(!last.header_route);
+    assert!(bad.lines.iter().any(|l| l.vs_weights == (75, 25)));
+    assert!(!bad.lines.iter().any(|l| l.vs_weights == (50, 50)));
+}
+
+#[test]
+fn plan_lists_the_route_patches_of_each_step() {
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/rollout-istio.yaml"))
+        .expect("manifest");
+    let report = plan_file::plan_text("rollout-istio.yaml", &text);
+    assert!(report.ok(), "{:?}", report.errors);
+    let out = &report.output;
+    assert!(out.contains("routes (what the routers send):"), "{out}");
+    assert!(
+        out.contains(
+            "step 2    VirtualService default/shop: replace /spec/http/1/route/1/weight = 5"
+        ),
+        "{out}"
+    );
+    assert!(out.contains(
+        "promoted  VirtualService default/shop: replace /spec/http/0/route/1/weight = 0"
+    ));
+    // Without the VirtualService in the file, the section says what is missing.
+    let rollout_only = text.split("\n---\n").next().unwrap_or_default();
+    let report = plan_file::plan_text("rollout-only.yaml", rollout_only);
+    assert!(
+        report
+            .output
+            .contains("routes: add VirtualService default/shop to the file")
+    );
 }

@@ -22,7 +22,7 @@ pub fn parse_documents(what: &str, text: &str) -> Result<Vec<serde_json::Value>,
     let docs: Vec<serde_json::Value> =
         serde_saphyr::from_multiple(text).map_err(|source| Error::Yaml {
             what: what.to_owned(),
-            source,
+            source: Box::new(source),
         })?;
     Ok(docs.into_iter().filter(|d| !d.is_null()).collect())
 }

@@ -13,7 +13,7 @@
 //!
 //! Nothing listens beyond loopback, and the servers cannot outlive the tests:
 //! they stop when the [`TestEnv`] is dropped (also while unwinding from a
-//! panic), within about a second of the test process dying, and at the latest
+//! panic), within seconds of the test process dying, and at the latest
 //! after [`Options::lifetime`].
 //!
 //! No kubelet, scheduler or controller-manager runs: [`DataPlane`] writes the
@@ -151,7 +151,7 @@ impl TestEnv {
     /// ([`TestEnv::create_namespace`]) and create a client each
     /// ([`TestEnv::client`]), since a client belongs to the async runtime it
     /// was first used on. The environment is never dropped; its servers stop
-    /// within about a second of the test process ending (or after
+    /// within seconds of the test process ending (or after
     /// [`Options::lifetime`]), and its directory is then removed.
     pub async fn shared() -> Result<Arc<TestEnv>, Error> {
         let result = SHARED
@@ -394,9 +394,7 @@ async fn start_servers(
     attempt: u32,
     keep: bool,
 ) -> Result<Started, Error> {
-    let client_port = process::free_port()?;
-    let peer_port = process::free_port()?;
-    let api_port = process::free_port()?;
+    let [client_port, peer_port, api_port] = process::free_ports::<3>()?;
     let etcd_url = format!("http://127.0.0.1:{client_port}");
     let peer_url = format!("http://127.0.0.1:{peer_port}");
     let data_dir = root.join(format!("etcd-data-{attempt}"));

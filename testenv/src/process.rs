@@ -4,7 +4,8 @@
 //! - `timeout` bounds its life even if nothing else works, and puts the whole
 //!   tree into a process group of its own;
 //! - the watchdog shell stops the server (and removes its scratch directory)
-//!   within about a second once the test process is gone, which covers a test
+//!   within seconds once the test process is gone (it polls every second,
+//!   then allows the server 5 s to exit), which covers a test
 //!   binary killed by a signal and the shared environment, whose static is never
 //!   dropped;
 //! - [`Drop`] stops the group at once: `SIGTERM`, then `SIGKILL` after a grace
@@ -194,13 +195,19 @@ pub(crate) fn tail(path: &Path, lines: usize) -> String {
     }
 }
 
-/// A port on 127.0.0.1 that was free a moment ago.
-pub(crate) fn free_port() -> Result<u16, Error> {
-    let listener = std::net::TcpListener::bind(("127.0.0.1", 0))
-        .map_err(Error::io("finding a free port on 127.0.0.1"))?;
-    let port = listener
-        .local_addr()
-        .map_err(Error::io("reading a bound port"))?
-        .port();
-    Ok(port)
+/// `N` distinct ports on 127.0.0.1 that were free a moment ago (all are held
+/// at once while picking, so they differ).
+pub(crate) fn free_ports<const N: usize>() -> Result<[u16; N], Error> {
+    let mut listeners = Vec::with_capacity(N);
+    let mut ports = [0; N];
+    for port in &mut ports {
+        let listener = std::net::TcpListener::bind(("127.0.0.1", 0))
+            .map_err(Error::io("finding a free port on 127.0.0.1"))?;
+        *port = listener
+            .local_addr()
+            .map_err(Error::io("reading a bound port"))?
+            .port();
+        listeners.push(listener);
+    }
+    Ok(ports)
 }

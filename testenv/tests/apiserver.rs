@@ -303,6 +303,97 @@ async fn virtual_service_merge_patch_and_json_patch() {
 }
 
 #[tokio::test]
+async fn server_side_apply_on_http_route_and_traffic_split() {
+    let (_env, client, ns) = setup("ssa").await;
+    let routes: Api<DynamicObject> =
+        Api::namespaced_with(client.clone(), &ns, &kinds::http_route());
+    let route = |canary: i64| {
+        json!({
+            "apiVersion": "gateway.networking.k8s.io/v1",
+            "kind": "HTTPRoute",
+            "metadata": { "name": "web" },
+            "spec": {
+                "parentRefs": [{ "name": "gateway" }],
+                "rules": [{ "backendRefs": [
+                    { "name": "web-stable", "port": 80, "weight": 100 - canary },
+                    { "name": "web-canary", "port": 80, "weight": canary }
+                ]}]
+            }
+        })
+    };
+    let router = PatchParams::apply("rollout-router");
+    let applied = routes
+        .patch("web", &router, &Patch::Apply(route(0)))
+        .await
+        .expect("apply");
+    assert_eq!(
+        applied.data["spec"]["rules"][0]["backendRefs"][1]["weight"],
+        0
+    );
+    let applied = routes
+        .patch("web", &router, &Patch::Apply(route(20)))
+        .await
+        .expect("re-apply");
+    assert_eq!(
+        applied.data["spec"]["rules"][0]["backendRefs"][1]["weight"],
+        20
+    );
+
+    // Another field manager setting the same fields conflicts unless it forces.
+    let other = PatchParams::apply("someone-else");
+    let err = routes
+        .patch("web", &other, &Patch::Apply(route(50)))
+        .await
+        .expect_err("conflict");
+    assert_eq!(api_status(&err).code, 409, "{err:?}");
+    let forced = routes
+        .patch("web", &other.clone().force(), &Patch::Apply(route(50)))
+        .await
+        .expect("forced apply");
+    assert_eq!(
+        forced.data["spec"]["rules"][0]["backendRefs"][1]["weight"],
+        50
+    );
+
+    // The Gateway API schema bounds weights.
+    let err = routes
+        .patch("web", &router.clone().force(), &Patch::Apply(route(-1)))
+        .await
+        .expect_err("negative weight");
+    assert!(api_status(&err).is_invalid(), "{err:?}");
+
+    // SMI TrafficSplit in the versions the routers write: v1alpha1 weights are quantities.
+    for (version, canary) in [
+        ("v1alpha1", json!("200m")),
+        ("v1alpha2", json!(20)),
+        ("v1alpha3", json!(20)),
+    ] {
+        let gvk = kube::core::GroupVersionKind::gvk("split.smi-spec.io", version, "TrafficSplit");
+        let resource = kube::api::ApiResource::from_gvk_with_plural(&gvk, "trafficsplits");
+        let splits: Api<DynamicObject> = Api::namespaced_with(client.clone(), &ns, &resource);
+        let name = format!("web-{version}");
+        let split: DynamicObject = serde_json::from_value(json!({
+            "apiVersion": format!("split.smi-spec.io/{version}"),
+            "kind": "TrafficSplit",
+            "metadata": { "name": name },
+            "spec": { "service": "web", "backends": [
+                { "service": "web-stable", "weight": if version == "v1alpha1" { json!("800m") } else { json!(80) } },
+                { "service": "web-canary", "weight": canary }
+            ]}
+        }))
+        .expect("split");
+        let made = splits
+            .create(&PostParams::default(), &split)
+            .await
+            .expect("create TrafficSplit");
+        assert_eq!(
+            made.data["spec"]["backends"][1]["weight"], canary,
+            "{version}"
+        );
+    }
+}
+
+#[tokio::test]
 async fn stale_resource_version_is_a_409_conflict() {
     let (_env, client, ns) = setup("conflict").await;
     rollout_testenv::create_manifests(&client, &ns, HOST_SPLIT)

@@ -83,12 +83,15 @@
 //!   (weights and every managed route) instead of replaying one call, so a repeated or
 //!   reordered command changes nothing and verification is "planning again gives no
 //!   patch". Argo's built-in routers other than ALB and plugins cannot verify at all.
-//! - Istio: a managed route is rebuilt from its step on every plan (Argo edits it in
-//!   place); the DestinationRule keeps subsets it does not own (Argo drops them from its
-//!   managed copy).
-//! - Istio and Gateway API weights are written as JSON patches with `test` operations
-//!   (Argo and Flagger send updates without a concurrency check), so a concurrent edit
-//!   of the same route is rejected instead of overwritten.
+//! - Istio: a managed route is rebuilt from its step on every plan (Argo adds or
+//!   removes it only when its step runs); the DestinationRule keeps subsets it does not
+//!   own (Argo drops them from its managed copy) and is relabelled whenever hashes are
+//!   given (Argo delays the switch while a ReplicaSet is not fully available; here the
+//!   caller decides when to send).
+//! - Istio and Gateway API changes are JSON patches that `test` only the routes they
+//!   edit (the peers replace the whole object with an update, which any concurrent
+//!   change fails): an unrelated concurrent edit goes through, an edit of the same
+//!   route makes the patch fail.
 //! - SMI and the Gateway API router write the stable weight the machine computed out
 //!   of `maxTrafficWeight`; Istio keeps Argo's fixed total of 100.
 //! - The Gateway API router keeps backendRefs it does not own and marks managed rules

@@ -367,3 +367,94 @@ async fn nginx_creates_the_canary_ingress_then_merge_patches_it() {
     }
     server.await.unwrap();
 }
+
+#[tokio::test]
+async fn smi_creates_its_traffic_split_and_gateway_routes_are_json_patched() {
+    use rollout_traffic::gateway::HttpRoutePlanner;
+    use rollout_traffic::smi::{SmiPlanner, SmiVersion};
+    let (applier, mut handle) = mock();
+    let smi = SmiPlanner {
+        rollout: "ro".into(),
+        namespace: "default".into(),
+        stable_service: "stable".into(),
+        canary_service: "canary".into(),
+        version: SmiVersion::V1Alpha3,
+        ..SmiPlanner::default()
+    };
+    let split2 = smi.plan(None, &desired(25)).unwrap().after;
+    let route2 = json!({"apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute",
+        "metadata": {"name": "web", "namespace": "default"},
+        "spec": {"rules": [{"backendRefs": [
+            {"name": "stable", "port": 80, "weight": 100}, {"name": "canary", "port": 80, "weight": 0}]}]}});
+    let server = tokio::spawn(async move {
+        let ts = "/apis/split.smi-spec.io/v1alpha3/namespaces/default/trafficsplits";
+        let get = next(&mut handle).await;
+        assert_get(&get, &format!("{ts}/ro"));
+        respond(get.send, 404, &status(404, "NotFound", "not found"));
+        let post = next(&mut handle).await;
+        assert_eq!(
+            (post.method.clone(), post.path.as_str()),
+            (Method::POST, ts)
+        );
+        assert_eq!(post.content_type.as_deref(), Some("application/json"));
+        assert_eq!(post.body, split2);
+        respond(post.send, 201, &split2);
+        let back = next(&mut handle).await;
+        respond(back.send, 200, &split2);
+
+        let hr = "/apis/gateway.networking.k8s.io/v1/namespaces/default/httproutes/web";
+        let get = next(&mut handle).await;
+        assert_get(&get, hr);
+        respond(get.send, 200, &route2);
+        let patch = next(&mut handle).await;
+        assert_eq!(
+            (patch.method.clone(), patch.path.as_str()),
+            (Method::PATCH, hr)
+        );
+        assert_eq!(
+            patch.content_type.as_deref(),
+            Some("application/json-patch+json")
+        );
+        assert_eq!(
+            patch.body,
+            json!([
+                {"op": "test", "path": "/spec/rules/0", "value": route2["spec"]["rules"][0]},
+                {"op": "replace", "path": "/spec/rules/0/backendRefs/0/weight", "value": 75},
+                {"op": "replace", "path": "/spec/rules/0/backendRefs/1/weight", "value": 25}
+            ])
+        );
+        let mut patched = route2.clone();
+        patched["spec"]["rules"][0]["backendRefs"][0]["weight"] = json!(75);
+        patched["spec"]["rules"][0]["backendRefs"][1]["weight"] = json!(25);
+        patched["status"] = json!({"parents": []});
+        respond(patch.send, 200, &patched);
+        let back = next(&mut handle).await;
+        respond(back.send, 200, &patched);
+        no_more_requests(&mut handle).await;
+    });
+    let d = desired(25);
+    let applied = applier
+        .reconcile(
+            &resources::traffic_split(SmiVersion::V1Alpha3),
+            &ObjectRef::new("TrafficSplit", "default", "ro"),
+            |live| smi.plan(live, &d),
+        )
+        .await
+        .expect("created");
+    assert_eq!(applied.verification, Verification::Verified);
+    let gw = HttpRoutePlanner {
+        stable_service: "stable".into(),
+        canary_service: "canary".into(),
+        managed_routes: vec![],
+    };
+    let applied = applier
+        .reconcile(
+            &resources::http_route("v1"),
+            &ObjectRef::new("HTTPRoute", "default", "web"),
+            |live| gw.plan(live.expect("exists"), &d),
+        )
+        .await
+        .expect("patched");
+    assert_eq!(applied.verification, Verification::Verified);
+    server.await.unwrap();
+}
