@@ -232,7 +232,6 @@ pub(crate) fn run(dir: &Path) -> Res<Outcome> {
             min_approvals: 1,
         },
         releasers: ["carol".to_string(), "bob".to_string()].into(),
-        bot: "release-bot".into(),
     };
     let mut run = Run {
         bot,

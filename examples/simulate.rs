@@ -13,13 +13,16 @@
 //! stderr. Memory is measured with a counting global allocator: live heap above the
 //! level before a policy's run, divided by the rollouts in flight, at the highest sample.
 
+#[path = "common/simulate_run.rs"]
+mod simulate_run;
+
 use std::alloc::System;
 use std::io::Write as _;
 use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::Instant;
 
-use rollout_simulate::{Progress, RunOptions, Simulation};
+use rollout_simulate::{Progress, RunOptions, Scenario};
 use stats_alloc::{INSTRUMENTED_SYSTEM, StatsAlloc};
 
 #[global_allocator]
@@ -66,16 +69,14 @@ fn args() -> Result<Args, String> {
 
 fn run() -> Result<(), Box<dyn std::error::Error>> {
     let args = args()?;
-    let t = Instant::now();
-    let sim = Simulation::load(&args.scenario)?;
-    let s = sim.scenario();
+    // Read once here for the progress bar's policy names.
+    let s = Scenario::from_file(&args.scenario)?;
     eprintln!(
-        "{}: {} releases x {} policies (seed {}), loaded in {:.2} s",
+        "{}: {} releases x {} policies (seed {})",
         s.name,
         s.rollouts,
         s.policies.len(),
-        s.seed,
-        t.elapsed().as_secs_f64()
+        s.seed
     );
     let names: Vec<String> = s.policies.iter().map(|p| p.name.clone()).collect();
     let last = Mutex::new((usize::MAX, 0u64));
@@ -106,34 +107,19 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
             let _ = writeln!(err);
         }
     };
-    let report = sim.run(RunOptions {
-        threads: args.threads,
-        heap_bytes: Some(heap_bytes),
-        progress: Some(&bar),
-        ..RunOptions::default()
-    });
-    println!(
-        "\n{} ({} releases, seed {})\n",
-        report.scenario, report.rollouts, report.seed
-    );
-    print!("{}", report.table());
-    let wall: f64 = report.policies.iter().map(|p| p.perf.wall_seconds).sum();
-    let decisions: u64 = report.policies.iter().map(|p| p.summary.decisions).sum();
-    println!(
-        "\n{} rollouts in {:.1} s wall on {} threads: {} decisions, {:.0} decisions/s",
-        report.rollouts * report.policies.len() as u64,
-        wall,
-        report.policies.first().map_or(0, |p| p.perf.threads),
-        decisions,
-        decisions as f64 / wall.max(1e-9)
-    );
-    std::fs::create_dir_all(&args.out)?;
-    let csv = args.out.join(format!("{}.csv", report.scenario));
-    std::fs::write(&csv, report.to_csv())?;
-    let perf = args.out.join(format!("{}-perf.csv", report.scenario));
-    std::fs::write(&perf, report.perf_csv())?;
-    let svg = args.out.join(format!("{}.svg", report.scenario));
-    rollout_simulate::plot::write_svg(&report, &svg)?;
+    let outputs = simulate_run::simulate(
+        &args.scenario,
+        &args.out,
+        RunOptions {
+            threads: args.threads,
+            heap_bytes: Some(heap_bytes),
+            progress: Some(&bar),
+            ..RunOptions::default()
+        },
+    )?;
+    println!();
+    print!("{}", outputs.text);
+    let [csv, perf, svg] = &outputs.files;
     println!(
         "wrote {}, {} and {}",
         csv.display(),

@@ -31,7 +31,7 @@ status = int(sys.argv[2])
 
 def ours(name):
     path = Path("target/criterion/mann_whitney") / name / "new/estimates.json"
-    return json.loads(path.read_text())["mean"]["point_estimate"] / 1e9
+    return json.loads(path.read_text())["median"]["point_estimate"] / 1e9
 
 rows = [
     ("test (U + p-value)", ours("p_value_10k_10k"), peer["seconds_test"], "scipy.stats.mannwhitneyu"),
@@ -39,7 +39,7 @@ rows = [
     ("full (test + interval)", ours("full_10k_10k"), peer["seconds_full"], "both"),
 ]
 print()
-print(f"Mann-Whitney, 10,000 + 10,000 samples (scipy {peer['scipy']}, numpy {peer['numpy']})")
+print(f"Mann-Whitney, 10,000 + 10,000 samples, medians (scipy {peer['scipy']}, numpy {peer['numpy']})")
 print(f"{'what':<26} {'ours':>12} {'peer':>12} {'peer/ours':>10}  peer")
 for what, mine, theirs, who in rows:
     print(f"{what:<26} {mine * 1e3:>9.3f} ms {theirs * 1e3:>9.3f} ms {theirs / mine:>9.1f}x  {who}")

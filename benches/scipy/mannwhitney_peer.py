@@ -81,8 +81,12 @@ def interval(x, y, confidence=0.95):
     return root(z, True), root(-z, True), root(0.0, False)
 
 
-def best_seconds(fn, number, repeat):
-    return min(timeit.repeat(fn, number=number, repeat=repeat)) / number
+def median_seconds(fn, number, repeat):
+    """Median over `repeat` runs of the mean time of `number` calls (criterion's median is
+    what the Rust side reports)."""
+    runs = sorted(t / number for t in timeit.repeat(fn, number=number, repeat=repeat))
+    mid = len(runs) // 2
+    return runs[mid] if len(runs) % 2 else (runs[mid - 1] + runs[mid]) / 2
 
 
 def main():
@@ -108,10 +112,10 @@ def main():
             abs(lower - ours["lower_confidence"]),
             abs(upper - ours["upper_confidence"]),
         ),
-        "seconds_test": best_seconds(lambda: test(x, y), number=20, repeat=5),
-        "seconds_interval": best_seconds(lambda: interval(x, y), number=2, repeat=3),
-        "seconds_full": best_seconds(
-            lambda: (test(x, y), interval(x, y)), number=2, repeat=3
+        "seconds_test": median_seconds(lambda: test(x, y), number=20, repeat=9),
+        "seconds_interval": median_seconds(lambda: interval(x, y), number=1, repeat=9),
+        "seconds_full": median_seconds(
+            lambda: (test(x, y), interval(x, y)), number=1, repeat=9
         ),
     }
     print(json.dumps(out))

@@ -29,6 +29,9 @@ pub enum EventError {
     /// The HMAC does not match.
     #[error("signature does not match the body")]
     BadSignature,
+    /// No `X-GitHub-Event` header.
+    #[error("missing X-GitHub-Event header")]
+    MissingEventType,
     /// An event type this library does not handle.
     #[error("unsupported event type {event:?}")]
     UnsupportedEvent {
@@ -298,9 +301,7 @@ pub fn receive(secret: &[u8], headers: &[(&str, &str)], body: &[u8]) -> Result<E
             .map(|(_, v)| *v)
     };
     verify_signature(secret, body, header("X-Hub-Signature-256"))?;
-    let event = header("X-GitHub-Event").ok_or_else(|| EventError::UnsupportedEvent {
-        event: String::new(),
-    })?;
+    let event = header("X-GitHub-Event").ok_or(EventError::MissingEventType)?;
     parse_event(event, body)
 }
 

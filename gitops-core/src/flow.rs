@@ -63,10 +63,9 @@ pub struct FlowConfig {
     pub envs: Vec<Env>,
     /// The approval policy.
     pub approval: ApprovalPolicy,
-    /// Who may issue release and rollback commands (empty: anyone).
+    /// Who may issue release and rollback commands (empty: anyone). The actor is the
+    /// `by` of the records the commands write.
     pub releasers: BTreeSet<String>,
-    /// The identity that writes ledger tags (the `by` of release records).
-    pub bot: String,
 }
 
 impl FlowConfig {

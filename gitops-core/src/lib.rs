@@ -30,6 +30,29 @@
 //! Kustomize `images:` and Helm values in place; [`sync`] compares desired and live
 //! objects, computes health and plans hooks and waves.
 //!
+//! ```
+//! use gitops_core::ledger::{Ledger, Outcome};
+//! use gitops_core::record::Provenance;
+//! use gitops_core::tag::{CommitId, Env, Stamp};
+//!
+//! let prod = Env::new("prod")?;
+//! let who = Provenance { by: "carol".into(), approvals: vec!["alice".into()], pr: Some(7) };
+//! let (a, b) = (CommitId::new(&"a".repeat(40))?, CommitId::new(&"b".repeat(40))?);
+//! let mut ledger = Ledger::new();
+//! for (commit, at) in [(&a, "20261122090000"), (&b, "20261122100000")] {
+//!     if let Outcome::Planned(plan) = ledger.release(&prod, commit, &who, Stamp::parse(at)?)? {
+//!         assert_eq!(plan.from.as_ref(), ledger.pointer(&prod)); // the compare-and-swap
+//!         ledger.apply(&plan)?;
+//!     }
+//! }
+//! let plan = ledger.rollback(&prod, &Provenance::by("bob"), Stamp::parse("20261122110000")?)?;
+//! assert_eq!(plan.history_tag.name(), "prod_20261122110000");
+//! assert_eq!(plan.to, a);
+//! ledger.apply(&plan)?;
+//! assert_eq!(ledger.history(&prod).len(), 3); // nothing deleted
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
 //! # The adapter
 //!
 //! With the `git` feature (default), [`git::GitRepo`] executes plans on a real

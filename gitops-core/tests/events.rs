@@ -207,6 +207,10 @@ fn bad_signatures_are_refused_before_parsing() {
     // A tampered body with the original signature.
     let sig = sign(SECRET, body);
     assert_eq!(
+        receive(SECRET, &[("X-Hub-Signature-256", &sig)], body),
+        Err(EventError::MissingEventType)
+    );
+    assert_eq!(
         receive(
             SECRET,
             &[

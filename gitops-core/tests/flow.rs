@@ -29,7 +29,6 @@ fn config() -> FlowConfig {
             .iter()
             .map(|s| s.to_string())
             .collect(),
-        bot: "release-bot".into(),
     }
 }
 

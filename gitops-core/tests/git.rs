@@ -335,33 +335,42 @@ struct Daemon {
 
 impl Daemon {
     fn start(base: &Path) -> Daemon {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let child = Command::new("timeout")
-            .args(["120", "git", "daemon", "--listen=127.0.0.1"])
-            .arg(format!("--port={port}"))
-            .arg("--export-all")
-            .arg("--reuseaddr")
-            .arg("--enable=receive-pack")
-            .arg(format!("--base-path={}", base.display()))
-            .arg(base)
-            .env("GIT_CONFIG_NOSYSTEM", "1")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("git daemon starts");
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "git daemon did not listen on {port}"
-            );
-            std::thread::sleep(Duration::from_millis(50));
+        // The port is free when probed; if another process takes it before the daemon
+        // binds, the daemon exits and we try another one.
+        for _ in 0..5 {
+            let port = TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port();
+            let mut child = Command::new("timeout")
+                .args(["120", "git", "daemon", "--listen=127.0.0.1"])
+                .arg(format!("--port={port}"))
+                .arg("--export-all")
+                .arg("--reuseaddr")
+                .arg("--enable=receive-pack")
+                .arg(format!("--base-path={}", base.display()))
+                .arg(base)
+                .env("GIT_CONFIG_NOSYSTEM", "1")
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("git daemon starts");
+            let deadline = Instant::now() + Duration::from_secs(20);
+            loop {
+                if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                    return Daemon { child, port };
+                }
+                if child.try_wait().ok().flatten().is_some() || Instant::now() > deadline {
+                    // SIGTERM to `timeout`, which forwards it to the daemon.
+                    let _ = Command::new("kill").arg(child.id().to_string()).status();
+                    let _ = child.wait();
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
         }
-        Daemon { child, port }
+        panic!("git daemon did not start on 127.0.0.1");
     }
 
     fn url(&self, repo: &str) -> String {
