@@ -1,7 +1,7 @@
-//! Runs the `gitops` example on a temp repository and checks the ledger it leaves.
+//! Runs the `gitops_flow` example on a temp repository and checks the ledger it leaves.
 
-#[path = "../gitops.rs"]
-mod gitops;
+#[path = "../gitops_flow.rs"]
+mod gitops_flow;
 
 use gitops_core::ledger::EntryRecord;
 use gitops_core::record::Action;
@@ -10,7 +10,7 @@ use gitops_core::tag::Env;
 #[test]
 fn the_gitops_example_runs_the_whole_flow() {
     let dir = std::env::temp_dir().join(format!("gitops-example-test-{}", std::process::id()));
-    let outcome = gitops::run(&dir);
+    let outcome = gitops_flow::run(&dir);
     let _ = std::fs::remove_dir_all(&dir);
     let outcome = outcome.expect("the example runs");
     let (c1, c2) = (&outcome.heads[0], &outcome.heads[1]);

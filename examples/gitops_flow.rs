@@ -1,7 +1,7 @@
 //! The git tag deployment ledger end to end, on a real repository in a temp dir.
 //!
 //! ```text
-//! cargo run -p rollout-examples --example gitops
+//! cargo run -p rollout-examples --example gitops_flow
 //! ```
 //!
 //! A bare `manifests.git` plays the remote; the release bot works in its own clone. Two
