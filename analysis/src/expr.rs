@@ -412,8 +412,22 @@ fn write_str_lit(f: &mut fmt::Formatter<'_>, s: &str) -> fmt::Result {
     f.write_str("\"")
 }
 
+/// Writes the left operand of a binary `op`: a chain of the same left-associative
+/// operator (`a && b && c`) is written flat, without parentheses around its links, so
+/// that long chains print (and re-parse) without nesting.
+fn write_chain(f: &mut fmt::Formatter<'_>, op: BinOp, e: &Expr) -> fmt::Result {
+    match &e.kind {
+        ExprKind::Binary(inner, l, r) if *inner == op && !op.prec().1 => {
+            write_chain(f, op, l)?;
+            write!(f, " {} {r}", op.symbol())
+        }
+        _ => write!(f, "{e}"),
+    }
+}
+
 impl fmt::Display for Expr {
-    /// Fully parenthesised source text that parses back to an equal tree.
+    /// Fully parenthesised source text that parses back to an equal tree (chains of one
+    /// left-associative operator are written flat: `(a && b && c)`).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.kind {
             ExprKind::Nil => f.write_str("nil"),
@@ -453,7 +467,11 @@ impl fmt::Display for Expr {
                 UnOp::Neg => write!(f, "(-{e})"),
                 UnOp::Plus => write!(f, "(+{e})"),
             },
-            ExprKind::Binary(op, l, r) => write!(f, "({l} {} {r})", op.symbol()),
+            ExprKind::Binary(op, l, r) => {
+                f.write_str("(")?;
+                write_chain(f, *op, l)?;
+                write!(f, " {} {r})", op.symbol())
+            }
             ExprKind::Ternary(c, a, b) => write!(f, "({c} ? {a} : {b})"),
             ExprKind::Call(b, args) => {
                 write!(f, "{}(", b.name())?;
@@ -624,7 +642,9 @@ fn tokenize(src: &str) -> Result<Vec<(Tok, usize)>, ExprError> {
 // Parser
 // ---------------------------------------------------------------------------------------
 
-/// The deepest syntax tree accepted: nodes on the longest path from the root to a leaf.
+/// The deepest syntax tree accepted: nodes on the longest path from the root to a leaf,
+/// where the links of a chain of one left-associative operator (`a && b && c`) count as
+/// one level, as they are printed and parsed without nesting.
 /// `Display` parenthesises every node, which costs at most 4 levels of [`MAX_NESTING`] per
 /// tree level when the text is parsed again, so every tree within this depth parses back
 /// from its printed form.
@@ -634,6 +654,12 @@ const MAX_TREE_DEPTH: usize = 24;
 /// costs several stack frames (about 9 KiB per parenthesis in a debug build), so this
 /// keeps parsing well inside a 2 MiB thread stack.
 const MAX_NESTING: usize = 100;
+
+/// The most binary operators in one chain at one level (`a && b && ...`).
+const MAX_CHAIN: usize = 256;
+
+/// The deepest tree accepted counting every node (evaluation and drop recurse over it).
+const MAX_ABSOLUTE_DEPTH: usize = 320;
 
 struct Parser {
     toks: Vec<(Tok, usize)>,
@@ -733,8 +759,13 @@ impl Parser {
                 break;
             }
             self.bump();
-            self.enter()?;
             chain += 1;
+            if chain > MAX_CHAIN {
+                return Err(syntax(
+                    self.pos(),
+                    "expression has too many operators in a row",
+                ));
+            }
             self.enter()?;
             let rhs = self.binary(if right { prec } else { prec + 1 })?;
             self.depth -= 1;
@@ -744,7 +775,6 @@ impl Parser {
                 position,
             };
         }
-        self.depth -= chain;
         Ok(lhs)
     }
 
@@ -958,22 +988,34 @@ pub fn parse(src: &str) -> Result<Expr, ExprError> {
             format!("unexpected {}", describe(p.peek())),
         ));
     }
-    if let Some(position) = too_deep(&e, 1) {
+    if let Some(position) = too_deep(&e, 1, 1) {
         return Err(syntax(position, "expression nested too deeply"));
     }
     Ok(e)
 }
 
-/// The position of the first node deeper than [`MAX_TREE_DEPTH`] (`depth` is `e`'s own).
-/// Recursion is bounded by the parser's [`MAX_NESTING`].
-fn too_deep(e: &Expr, depth: usize) -> Option<usize> {
-    if depth > MAX_TREE_DEPTH {
+/// The position of the first node deeper than [`MAX_TREE_DEPTH`] (counting a chain of
+/// one left-associative operator as one level) or than [`MAX_ABSOLUTE_DEPTH`] (counting
+/// every node); `depth` and `absolute` are `e`'s own. Recursion is bounded by the
+/// parser's [`MAX_NESTING`] and [`MAX_CHAIN`].
+fn too_deep(e: &Expr, depth: usize, absolute: usize) -> Option<usize> {
+    if depth > MAX_TREE_DEPTH || absolute > MAX_ABSOLUTE_DEPTH {
         return Some(e.position);
     }
-    let child = |c: &Expr| too_deep(c, depth + 1);
+    let child = |c: &Expr| too_deep(c, depth + 1, absolute + 1);
     match &e.kind {
         ExprKind::Array(items) | ExprKind::Call(_, items) => items.iter().find_map(child),
-        ExprKind::Member(a, b) | ExprKind::Binary(_, a, b) => child(a).or_else(|| child(b)),
+        ExprKind::Binary(op, a, b) => {
+            let chained =
+                matches!(&a.kind, ExprKind::Binary(inner, _, _) if inner == op && !op.prec().1);
+            let left = if chained {
+                too_deep(a, depth, absolute + 1)
+            } else {
+                child(a)
+            };
+            left.or_else(|| child(b))
+        }
+        ExprKind::Member(a, b) => child(a).or_else(|| child(b)),
         ExprKind::Unary(_, a) => child(a),
         ExprKind::Ternary(c, a, b) => child(c).or_else(|| child(a)).or_else(|| child(b)),
         ExprKind::Nil

@@ -515,3 +515,29 @@ fn nesting_bound_fits_a_small_stack() {
         "the parser overflowed a 1.5 MiB stack"
     );
 }
+
+#[test]
+fn long_chains_of_one_operator_compile_and_print_flat() {
+    let terms: Vec<String> = (0..200).map(|i| format!("result[{i}] > 0")).collect();
+    let src = terms.join(" && ");
+    let p = Program::compile(&src).expect("a 200-term chain compiles");
+    let printed = p.ast().to_string();
+    assert!(
+        printed.starts_with("((result[0] > 0) && (result[1] > 0) && "),
+        "{printed}"
+    );
+    let again = Program::compile(&printed).expect("the printed form compiles");
+    assert_eq!(again.ast(), p.ast());
+    let sums: Vec<String> = (0..200).map(|i| i.to_string()).collect();
+    let p = Program::compile(&format!("{} == 19900", sums.join(" + "))).expect("sum chain");
+    assert_eq!(
+        p.eval(&Env::new(Value::Nil)).expect("evaluates"),
+        Value::Bool(true)
+    );
+    // Beyond 256 links the chain is a syntax error at the operator, not a stack overflow.
+    let ones = vec!["1"; 100_000].join(" + ");
+    assert!(matches!(
+        Program::compile(&ones),
+        Err(ExprError::Syntax { .. })
+    ));
+}

@@ -184,7 +184,7 @@ pub struct Perf {
     pub threads: usize,
     /// Most rollouts in flight at once (over all workers).
     pub peak_in_flight: u64,
-    /// The highest live heap above the level before the run (sampled every 4,096
+    /// The highest live heap above the level before the run (sampled every 256
     /// visits per worker and when a chunk is fully built), divided by the most rollouts
     /// in flight at once (needs [`RunOptions::heap_bytes`]). Includes the engine's own
     /// per-rollout overhead (the chunk's member slots, the wake-up queue).
@@ -344,7 +344,7 @@ fn run_chunk<D: Driver>(
         };
         driver.visit(m, now, cache);
         visits += 1;
-        if visits.is_multiple_of(4096) {
+        if visits.is_multiple_of(256) {
             shared.sample_heap();
         }
         match driver.next(m, now) {

@@ -39,11 +39,18 @@ fn cdf(mut times: Vec<u32>, of: usize) -> Vec<(f64, f64)> {
     if of == 0 {
         return pts;
     }
-    for (i, t) in times.iter().enumerate() {
-        let x = f64::from(*t) / 60.0;
-        let y = i as f64 / of as f64;
-        pts.push((x, y));
-        pts.push((x, (i + 1) as f64 / of as f64));
+    // One step per distinct time: the plot stays small for a million releases.
+    let mut i = 0;
+    while i < times.len() {
+        let t = times[i];
+        let mut j = i;
+        while j < times.len() && times[j] == t {
+            j += 1;
+        }
+        let x = f64::from(t) / 60.0;
+        pts.push((x, i as f64 / of as f64));
+        pts.push((x, j as f64 / of as f64));
+        i = j;
     }
     pts
 }
@@ -134,10 +141,10 @@ mod tests {
 
     #[test]
     fn cdf_steps_up_to_the_share() {
-        let pts = cdf(vec![120, 60], 4);
+        let pts = cdf(vec![120, 60, 120], 4);
         assert_eq!(
             pts,
-            vec![(0.0, 0.0), (1.0, 0.0), (1.0, 0.25), (2.0, 0.25), (2.0, 0.5)]
+            vec![(0.0, 0.0), (1.0, 0.0), (1.0, 0.25), (2.0, 0.25), (2.0, 0.75)]
         );
     }
 }
