@@ -589,11 +589,7 @@ pub fn field_path_value(obj: &serde_json::Value, path: &str) -> Option<String> {
             rest = &sub[close + 1..];
         } else {
             // `.name` (the first segment has no dot).
-            let body = if first {
-                rest
-            } else {
-                rest.strip_prefix('.')?
-            };
+            let body = if first { rest } else { rest.strip_prefix('.')? };
             let end = body.find(['.', '[']).unwrap_or(body.len());
             let seg = &body[..end];
             if seg.is_empty() {

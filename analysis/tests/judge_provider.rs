@@ -132,7 +132,11 @@ fn conditions_see_the_report() {
 
 #[test]
 fn configuration_errors_name_the_field() {
-    let m = judge_metric_yaml(&[1.0], &[2.0], "nanStrategy: drop\n        effectSize: {measure: ratio}");
+    let m = judge_metric_yaml(
+        &[1.0],
+        &[2.0],
+        "nanStrategy: drop\n        effectSize: {measure: ratio}",
+    );
     let err = parse_spec(&m).unwrap_err();
     assert_eq!(
         err.to_string(),

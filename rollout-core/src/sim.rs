@@ -192,8 +192,7 @@ impl SimCluster {
                     analysis,
                     canary_hash,
                     stable_hash,
-                } if !self.analysis_runs.iter().any(|r| &r.name == name) =>
-                {
+                } if !self.analysis_runs.iter().any(|r| &r.name == name) => {
                     self.analysis_runs.push(AnalysisRunState {
                         name: name.clone(),
                         phase: AnalysisPhase::Running,

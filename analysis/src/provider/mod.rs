@@ -11,9 +11,9 @@
 pub mod exposition;
 #[cfg(feature = "http")]
 pub mod http;
-pub mod jsonpath;
 #[cfg(feature = "kube")]
 pub mod job;
+pub mod jsonpath;
 pub mod judge;
 pub mod prometheus;
 
