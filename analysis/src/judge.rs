@@ -62,6 +62,21 @@ pub struct MannWhitneyResult {
     pub estimate: f64,
 }
 
+/// The inputs every test needs: two non-empty samples of finite values and a confidence
+/// level strictly between 0 and 1.
+fn check_samples(experiment: &[f64], control: &[f64], confidence: f64) -> Result<(), JudgeError> {
+    if experiment.is_empty() || control.is_empty() {
+        return Err(JudgeError::EmptySample);
+    }
+    if experiment.iter().chain(control).any(|v| !v.is_finite()) {
+        return Err(JudgeError::NonFinite);
+    }
+    if !(confidence > 0.0 && confidence < 1.0) {
+        return Err(JudgeError::BadConfidence);
+    }
+    Ok(())
+}
+
 /// The standard normal quantile `Φ⁻¹(p)` (Wichura's AS241). `NaN` outside `[0, 1]`;
 /// `±∞` at 0 and 1.
 #[allow(clippy::excessive_precision, clippy::inconsistent_digit_grouping)]
@@ -368,15 +383,7 @@ pub fn mann_whitney_u_test(
     control: &[f64],
     confidence: f64,
 ) -> Result<MannWhitneyResult, JudgeError> {
-    if experiment.is_empty() || control.is_empty() {
-        return Err(JudgeError::EmptySample);
-    }
-    if experiment.iter().chain(control).any(|v| !v.is_finite()) {
-        return Err(JudgeError::NonFinite);
-    }
-    if !(confidence > 0.0 && confidence < 1.0) {
-        return Err(JudgeError::BadConfidence);
-    }
+    check_samples(experiment, control, confidence)?;
     let (x, y) = (experiment, control);
     let (lo, hi) = shift_range(x, y).ok_or(JudgeError::EmptySample)?;
     let z = normal_quantile((1.0 - confidence) / 2.0).abs();
@@ -1066,15 +1073,7 @@ pub fn mann_whitney(
     confidence: f64,
     method: Method,
 ) -> Result<MannWhitneyTest, JudgeError> {
-    if experiment.is_empty() || control.is_empty() {
-        return Err(JudgeError::EmptySample);
-    }
-    if experiment.iter().chain(control).any(|v| !v.is_finite()) {
-        return Err(JudgeError::NonFinite);
-    }
-    if !(confidence > 0.0 && confidence < 1.0) {
-        return Err(JudgeError::BadConfidence);
-    }
+    check_samples(experiment, control, confidence)?;
     let (m, n) = (experiment.len(), control.len());
     let combined: Vec<f64> = experiment.iter().chain(control).copied().collect();
     let (ranks, ties) = average_ranks(&combined);

@@ -418,6 +418,37 @@ pub(crate) async fn oauth2_token(
         .ok_or_else(|| decode("no access_token in the answer".into()))
 }
 
+/// The headers of a request from a metric's `authentication` and `headers`: basic auth
+/// first (SigV4 is refused), then each header in order, a later key replacing an earlier
+/// one. An error is the field and what is wrong with it.
+pub(crate) fn request_headers(
+    authentication: Option<&crate::template::Authentication>,
+    extra: &[crate::template::Header],
+) -> Result<Vec<(String, String)>, (&'static str, &'static str)> {
+    let mut headers = Vec::new();
+    if let Some(auth) = authentication {
+        if auth.sigv4.is_some() {
+            return Err(("authentication.sigv4", "AWS SigV4 signing is not supported"));
+        }
+        if let Some(basic) = &auth.basic_auth {
+            let user = basic.username.as_deref().unwrap_or("");
+            let pass = basic.password.as_deref().unwrap_or("");
+            set_header(
+                &mut headers,
+                "Authorization",
+                &basic_auth_header(user, pass),
+            );
+        }
+    }
+    for h in extra {
+        if h.key.is_empty() {
+            return Err(("headers", "a header has an empty key"));
+        }
+        set_header(&mut headers, &h.key, &h.value);
+    }
+    Ok(headers)
+}
+
 /// Sets a header the way Go's `Header.Set` does: replaces any earlier value of the same
 /// (case-insensitive) name.
 pub(crate) fn set_header(headers: &mut Vec<(String, String)>, key: &str, value: &str) {

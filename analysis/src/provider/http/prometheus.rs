@@ -38,7 +38,7 @@ use rollout_core::duration::Duration;
 use rollout_core::time::Timestamp;
 
 use super::{
-    Clock, HttpClient, Request, SystemClock, basic_auth_header, join_url, oauth2_token, set_header,
+    Clock, HttpClient, Request, SystemClock, join_url, oauth2_token, request_headers, set_header,
     unix_seconds,
 };
 use crate::expr::Value;
@@ -156,30 +156,8 @@ impl PrometheusProvider {
             Some(t) if t < 0 => return Err(config("timeout", format!("{t} is negative"))),
             Some(t) => StdDuration::from_secs(u64::try_from(t).unwrap_or(u64::MAX)),
         };
-        let mut headers = Vec::new();
-        if let Some(auth) = &spec.authentication {
-            if auth.sigv4.is_some() {
-                return Err(config(
-                    "authentication.sigv4",
-                    "AWS SigV4 signing is not supported",
-                ));
-            }
-            if let Some(basic) = &auth.basic_auth {
-                let user = basic.username.as_deref().unwrap_or("");
-                let pass = basic.password.as_deref().unwrap_or("");
-                set_header(
-                    &mut headers,
-                    "Authorization",
-                    &basic_auth_header(user, pass),
-                );
-            }
-        }
-        for h in &spec.headers {
-            if h.key.is_empty() {
-                return Err(config("headers", "a header has an empty key"));
-            }
-            set_header(&mut headers, &h.key, &h.value);
-        }
+        let headers = request_headers(spec.authentication.as_ref(), &spec.headers)
+            .map_err(|(f, r)| config(f, r))?;
         let url = match &spec.range_query {
             None => join_url(
                 address,

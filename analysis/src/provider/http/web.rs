@@ -27,7 +27,7 @@
 
 use std::time::Duration;
 
-use super::{HttpClient, Request, basic_auth_header, oauth2_token, set_header};
+use super::{HttpClient, Request, oauth2_token, request_headers, set_header};
 use crate::MeasurementPhase;
 use crate::expr::Value;
 use crate::provider::jsonpath::JsonPath;
@@ -125,30 +125,8 @@ impl WebProvider {
             .map_or(self.default_timeout, |t| {
                 Duration::from_secs(u64::try_from(t).unwrap_or(u64::MAX))
             });
-        let mut headers = Vec::new();
-        if let Some(auth) = &spec.authentication {
-            if auth.sigv4.is_some() {
-                return Err(config(
-                    "authentication.sigv4",
-                    "AWS SigV4 signing is not supported",
-                ));
-            }
-            if let Some(basic) = &auth.basic_auth {
-                let user = basic.username.as_deref().unwrap_or("");
-                let pass = basic.password.as_deref().unwrap_or("");
-                set_header(
-                    &mut headers,
-                    "Authorization",
-                    &basic_auth_header(user, pass),
-                );
-            }
-        }
-        for h in &spec.headers {
-            if h.key.is_empty() {
-                return Err(config("headers", "a header has an empty key"));
-            }
-            set_header(&mut headers, &h.key, &h.value);
-        }
+        let mut headers = request_headers(spec.authentication.as_ref(), &spec.headers)
+            .map_err(|(f, r)| config(f, r))?;
         if spec.json_body.is_some() {
             set_header(&mut headers, "Content-Type", "application/json");
         }
