@@ -367,6 +367,79 @@ pub fn wilcoxon_root(quantile: f64, x: &[f64], y: &[f64]) -> Result<f64, JudgeEr
     )
 }
 
+/// Two finite samples sorted once, so that [`wilcoxon_diff`] at any shift is a linear
+/// merge instead of a sort: subtracting a constant keeps `x` in order, the ranks of
+/// `x - mu` among `y` and the tie groups come from walking both lists together. The rank
+/// sum and the tie sum are sums of multiples of one half, exact in `f64`, so the score is
+/// bit for bit the one [`wilcoxon_diff`] computes.
+struct SortedSamples {
+    x: Vec<f64>,
+    y: Vec<f64>,
+}
+
+impl SortedSamples {
+    fn new(x: &[f64], y: &[f64]) -> SortedSamples {
+        let mut x = x.to_vec();
+        let mut y = y.to_vec();
+        x.sort_by(f64::total_cmp);
+        y.sort_by(f64::total_cmp);
+        SortedSamples { x, y }
+    }
+
+    /// [`wilcoxon_diff`]`(mu, quantile, x, y)` for finite samples.
+    fn score(&self, mu: f64, quantile: f64) -> Result<f64, JudgeError> {
+        let (x, y) = (&self.x, &self.y);
+        if x.is_empty() || y.is_empty() {
+            return Err(JudgeError::EmptySample);
+        }
+        let nx = x.len() as f64;
+        let ny = y.len() as f64;
+        let (mut i, mut j) = (0usize, 0usize);
+        let mut position = 0usize; // 0-based rank of the next value
+        let mut rank_sum = 0.0;
+        let mut tie_sum = 0.0;
+        while i < x.len() || j < y.len() {
+            // The smallest value left, then every value equal to it on both sides.
+            let v = match (x.get(i), y.get(j)) {
+                (Some(a), Some(b)) => (a - mu).min(*b),
+                (Some(a), None) => a - mu,
+                (None, Some(b)) => *b,
+                (None, None) => break,
+            };
+            let mut from_x = 0usize;
+            while i < x.len() && x[i] - mu == v {
+                i += 1;
+                from_x += 1;
+            }
+            let mut from_y = 0usize;
+            while j < y.len() && y[j] == v {
+                j += 1;
+                from_y += 1;
+            }
+            let t = from_x + from_y;
+            let avg = (2 * position + t + 1) as f64 / 2.0;
+            rank_sum += from_x as f64 * avg;
+            let tf = t as f64;
+            tie_sum += tf * tf * tf - tf;
+            position += t;
+        }
+        let dz = rank_sum - nx * (nx + 1.0) / 2.0 - nx * ny / 2.0;
+        let correction = if dz > 0.0 {
+            0.5
+        } else if dz < 0.0 {
+            -0.5
+        } else {
+            0.0
+        };
+        let n = nx + ny;
+        let sigma = ((nx * ny / 12.0) * ((n + 1.0) - tie_sum / (n * (n - 1.0)))).sqrt();
+        if sigma == 0.0 || sigma.is_nan() {
+            return Err(JudgeError::AllTied);
+        }
+        Ok((dz - correction) / sigma - quantile)
+    }
+}
+
 /// The Mann-Whitney confidence interval (level `confidence`) and Hodges-Lehmann estimate
 /// of the shift `experiment - control`, as R's
 /// `wilcox.test(experiment, control, conf.int = TRUE, exact = FALSE, correct = TRUE)`.
@@ -387,17 +460,19 @@ pub fn mann_whitney_u_test(
     let (x, y) = (experiment, control);
     let (lo, hi) = shift_range(x, y).ok_or(JudgeError::EmptySample)?;
     let z = normal_quantile((1.0 - confidence) / 2.0).abs();
+    // The samples are sorted once; every score below is then a linear merge.
+    let sorted = SortedSamples::new(x, y);
     let root = |q: f64| -> Result<f64, JudgeError> {
-        let f_lo = wilcoxon_diff(lo, q, x, y)?;
+        let f_lo = sorted.score(lo, q)?;
         if f_lo <= 0.0 {
             return Ok(lo);
         }
-        let f_hi = wilcoxon_diff(hi, q, x, y)?;
+        let f_hi = sorted.score(hi, q)?;
         if f_hi >= 0.0 {
             return Ok(hi);
         }
         zeroin(
-            |mu| wilcoxon_diff(mu, q, x, y),
+            |mu| sorted.score(mu, q),
             lo,
             hi,
             ROOT_TOLERANCE,
@@ -406,7 +481,13 @@ pub fn mann_whitney_u_test(
     };
     let lower_confidence = root(z)?;
     let upper_confidence = root(-z)?;
-    let estimate = wilcoxon_root(0.0, x, y)?;
+    let estimate = zeroin(
+        |mu| sorted.score(mu, 0.0),
+        lo,
+        hi,
+        ROOT_TOLERANCE,
+        ROOT_MAX_ITERATIONS,
+    )?;
     Ok(MannWhitneyResult {
         lower_confidence,
         upper_confidence,
@@ -1180,5 +1261,39 @@ fn exact_test(x: &[f64], y: &[f64], u: f64, confidence: f64) -> MannWhitneyTest 
             estimate,
         },
         method: Method::Exact,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{SortedSamples, mann_whitney_u_test, wilcoxon_diff};
+    use proptest::prelude::*;
+
+    proptest! {
+        /// The merge gives exactly the score of the sort, ties included.
+        #[test]
+        fn merged_score_equals_sorted_score(
+            x in proptest::collection::vec(-20i32..20, 1..60),
+            y in proptest::collection::vec(-20i32..20, 1..60),
+            scale in prop_oneof![Just(1.0), Just(0.1), Just(1e-5), Just(3.7)],
+            mu in -30.0f64..30.0,
+            q in -3.0f64..3.0,
+        ) {
+            let x: Vec<f64> = x.iter().map(|v| f64::from(*v) * scale).collect();
+            let y: Vec<f64> = y.iter().map(|v| f64::from(*v) * scale).collect();
+            let sorted = SortedSamples::new(&x, &y);
+            for m in [mu * scale, 0.0, x[0] - y[0]] {
+                let a = wilcoxon_diff(m, q, &x, &y);
+                let b = sorted.score(m, q);
+                match (a, b) {
+                    (Ok(a), Ok(b)) => prop_assert_eq!(a.to_bits(), b.to_bits()),
+                    (a, b) => prop_assert_eq!(a, b),
+                }
+            }
+            // And the interval is finite and ordered whenever it exists.
+            if let Ok(r) = mann_whitney_u_test(&x, &y, 0.95) {
+                prop_assert!(r.lower_confidence <= r.upper_confidence);
+            }
+        }
     }
 }
