@@ -7,12 +7,11 @@
 //! the machine switches `web-active` back. Shared by the `quickstart` example and the
 //! examples' tests.
 
-use crate::util::{Noise, mm_ss, tag};
+use crate::util::{Noise, counts, image, mm_ss, tag, template_hash};
 use std::fmt::Write as _;
 
 use rollout_core::canary::{AnalysisRunKind, Event, EventType};
 use rollout_core::command;
-use rollout_core::hash::pod_template_hash;
 use rollout_core::plan::bluegreen::{BlueGreenPlan, plan_blue_green};
 use std::collections::BTreeMap;
 
@@ -655,32 +654,6 @@ pub(crate) fn manifest_rollout() -> Result<Rollout, Error> {
         .next()
         .ok_or("the blue-green manifest has no Rollout")?;
     Ok(doc.result?)
-}
-
-fn template_hash(rollout: &Rollout) -> Result<String, Error> {
-    let template = rollout
-        .spec
-        .template
-        .as_ref()
-        .ok_or("the rollout has no spec.template")?;
-    Ok(pod_template_hash(template, None).to_string())
-}
-
-fn image(rollout: &Rollout) -> String {
-    rollout
-        .spec
-        .template
-        .as_ref()
-        .and_then(|t| t.spec.as_ref())
-        .and_then(|s| s.containers.first())
-        .and_then(|c| c.image.clone())
-        .unwrap_or_default()
-}
-
-fn counts(cluster: &SimCluster, hash: &str) -> (i32, i32) {
-    cluster
-        .replica_set(hash)
-        .map_or((0, 0), |rs| (rs.spec_replicas, rs.available_replicas))
 }
 
 fn run_phase(r: Option<&RolloutAnalysisRunStatus>) -> String {

@@ -7,7 +7,7 @@
 //! healthy release is promoted; a bad one fails its analysis and the weights go back to
 //! the stable.
 
-use crate::util::{Noise, mm_ss, tag};
+use crate::util::{Noise, counts, mm_ss, tag, template_hash};
 use std::fmt::Write as _;
 
 use rollout_analysis::expr::Value;
@@ -16,7 +16,6 @@ use rollout_analysis::runner::{ManagedRun, MetricSource, TemplateCatalog};
 use rollout_analysis::sim::SimAnalysis;
 use rollout_analysis::template::Metric;
 use rollout_core::command;
-use rollout_core::hash::pod_template_hash;
 use rollout_core::sim::{AlwaysSucceeds, Harness, SimCluster};
 use rollout_core::spec::yaml::split_documents;
 use rollout_core::spec::{Rollout, rollout_documents};
@@ -173,12 +172,6 @@ fn has_header_route(vs: &serde_json::Value) -> bool {
         .is_some_and(|r| r.iter().any(|h| h["name"] == "beta-testers"))
 }
 
-fn counts(cluster: &SimCluster, hash: &str) -> (i32, i32) {
-    cluster
-        .replica_set(hash)
-        .map_or((0, 0), |rs| (rs.spec_replicas, rs.available_replicas))
-}
-
 fn step_text(rollout: &Rollout, st: &RolloutStatus) -> String {
     let steps = rollout
         .spec
@@ -197,15 +190,6 @@ fn step_text(rollout: &Rollout, st: &RolloutStatus) -> String {
     } else {
         format!("{}/{steps}", index + 1)
     }
-}
-
-fn template_hash(rollout: &Rollout) -> Result<String, Error> {
-    let template = rollout
-        .spec
-        .template
-        .as_ref()
-        .ok_or("the rollout has no spec.template")?;
-    Ok(pod_template_hash(template, None).to_string())
 }
 
 fn update(

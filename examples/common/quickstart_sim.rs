@@ -3,7 +3,7 @@
 //! promoted and a bad one whose analysis fails and aborts it. Shared by the `quickstart`
 //! example and the examples' tests.
 
-use crate::util::{Noise, mm_ss, tag};
+use crate::util::{Noise, counts, image, mm_ss, tag, template_hash};
 use std::fmt::Write as _;
 
 use rollout_analysis::expr::Value;
@@ -13,7 +13,6 @@ use rollout_analysis::sim::SimAnalysis;
 use rollout_analysis::template::Metric;
 use rollout_core::canary::{Event, EventType};
 use rollout_core::command;
-use rollout_core::hash::pod_template_hash;
 use rollout_core::plan::{Plan, plan};
 use rollout_core::sim::{AlwaysSucceeds, AnalysisScript, Harness, PassRecord, SimCluster, SimRun};
 use rollout_core::spec::{Rollout, rollout_documents};
@@ -313,32 +312,6 @@ pub(crate) fn manifest_rollout() -> Result<Rollout, Error> {
         .next()
         .ok_or("examples/rollout.yaml has no Rollout")?;
     Ok(doc.result?)
-}
-
-fn template_hash(rollout: &Rollout) -> Result<String, Error> {
-    let template = rollout
-        .spec
-        .template
-        .as_ref()
-        .ok_or("the rollout has no spec.template")?;
-    Ok(pod_template_hash(template, None).to_string())
-}
-
-fn image(rollout: &Rollout) -> String {
-    rollout
-        .spec
-        .template
-        .as_ref()
-        .and_then(|t| t.spec.as_ref())
-        .and_then(|s| s.containers.first())
-        .and_then(|c| c.image.clone())
-        .unwrap_or_default()
-}
-
-fn counts(cluster: &SimCluster, hash: &str) -> (i32, i32) {
-    cluster
-        .replica_set(hash)
-        .map_or((0, 0), |rs| (rs.spec_replicas, rs.available_replicas))
 }
 
 fn pass_line(

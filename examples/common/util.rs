@@ -1,5 +1,9 @@
 //! Small helpers shared by the quickstart simulations.
 
+use rollout_core::hash::pod_template_hash;
+use rollout_core::sim::SimCluster;
+use rollout_core::spec::Rollout;
+
 /// A deterministic pseudo-random stream (SplitMix64), so every run prints the same.
 #[derive(Debug, Clone)]
 pub(crate) struct Noise(pub(crate) u64);
@@ -31,4 +35,33 @@ pub(crate) fn mm_ss(secs: i64) -> String {
 /// The tag of an image reference (`web:1.1` -> `1.1`).
 pub(crate) fn tag(image: &str) -> &str {
     image.rsplit_once(':').map_or(image, |(_, t)| t)
+}
+
+/// The pod template hash of a rollout's current template.
+pub(crate) fn template_hash(rollout: &Rollout) -> Result<String, Box<dyn std::error::Error>> {
+    let template = rollout
+        .spec
+        .template
+        .as_ref()
+        .ok_or("the rollout has no spec.template")?;
+    Ok(pod_template_hash(template, None).to_string())
+}
+
+/// The image of the rollout's first container.
+pub(crate) fn image(rollout: &Rollout) -> String {
+    rollout
+        .spec
+        .template
+        .as_ref()
+        .and_then(|t| t.spec.as_ref())
+        .and_then(|s| s.containers.first())
+        .and_then(|c| c.image.clone())
+        .unwrap_or_default()
+}
+
+/// A ReplicaSet's (spec, available) replicas; (0, 0) when it does not exist.
+pub(crate) fn counts(cluster: &SimCluster, hash: &str) -> (i32, i32) {
+    cluster
+        .replica_set(hash)
+        .map_or((0, 0), |rs| (rs.spec_replicas, rs.available_replicas))
 }
