@@ -13,9 +13,22 @@
 //! and one of the pre-sync guard (a pointer moved by hand) are shown. Nothing is installed
 //! (libgit2 is built in) and the clock is a parameter: the output is the same on every run
 //! apart from commit ids, which depend on nothing but the content and the fixed times.
+//!
+//! Before PR #2 is approved it gets a staging environment: the bot commits
+//! `apps/staging/manifests/1.1.0.json`, the git-files generator plans its creation
+//! (`gitops_core::envs`), a simulated Argo CD syncs it, the wait-for-ready gate polls
+//! until its application is synced and healthy, the smoke tests run, and deleting the
+//! file plans its teardown.
 
+use std::cell::{Cell, RefCell};
+use std::collections::BTreeMap;
 use std::path::Path;
+use std::time::Duration;
 
+use gitops_core::envs::{
+    AppObservation, EnvPlan, EnvTemplate, Environment, FilesGenerator, Gate, Observation,
+    Readiness, plan, read_files, wait_until_ready,
+};
 use gitops_core::events::{flow_input, receive, sign};
 use gitops_core::flow::{
     ApprovalPolicy, Effect, FlowConfig, Input, IntegrationResult, PrState, guard, handle,
@@ -24,6 +37,7 @@ use gitops_core::git::{GitRepo, Identity};
 use gitops_core::ledger::{EntryRecord, Ledger};
 use gitops_core::tag::{CommitId, Env, Stamp};
 use gitops_core::writeback::{DEFAULT_TEMPLATE, ImageUpdate, set_kustomize_image, write_back};
+use serde_json::{Value, json};
 
 /// What the run produced, for the test.
 #[allow(dead_code)] // Read by examples/tests/gitops.rs.
@@ -38,6 +52,100 @@ pub(crate) struct Outcome {
     pub(crate) guard_refusal: String,
     /// The flow's refusal of an early `/prod_release`.
     pub(crate) flow_refusal: String,
+    /// PR #2's staging environment.
+    pub(crate) staging: Staging,
+}
+
+/// What the staging section did.
+#[allow(dead_code)] // Read by examples/tests/gitops.rs.
+pub(crate) struct Staging {
+    /// The environments the added file created.
+    pub(crate) created: Vec<String>,
+    /// The gate's verdict.
+    pub(crate) readiness: Readiness,
+    /// How many times the gate observed the environment.
+    pub(crate) polls: usize,
+    /// Whether the smoke tests ran.
+    pub(crate) tested: bool,
+    /// The environments the deletion tore down.
+    pub(crate) deleted: Vec<String>,
+    /// Environments still in the simulated cluster at the end.
+    pub(crate) left: usize,
+}
+
+/// The files that give a change its staging environment.
+const STAGING_GLOB: &str = "apps/staging/manifests/*.json";
+
+/// A namespace with the web Deployment and Service at the file's version.
+fn staging_template() -> Res<EnvTemplate> {
+    Ok(EnvTemplate::new(
+        "staging-{{slug}}",
+        vec![
+            json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "staging-{{slug}}"}}),
+            json!({"apiVersion": "apps/v1", "kind": "Deployment",
+                   "metadata": {"name": "web", "namespace": "staging-{{slug}}"},
+                   "spec": {"replicas": 2, "template": {"spec": {"containers": [
+                       {"name": "web", "image": "registry.example.invalid/shop/web:{{version}}"}]}}}}),
+            json!({"apiVersion": "v1", "kind": "Service",
+                   "metadata": {"name": "web", "namespace": "staging-{{slug}}"},
+                   "spec": {"ports": [{"port": 80}]}}),
+        ],
+    )?)
+}
+
+/// A simulated cluster: Argo CD syncs an environment's manifests at once, and its
+/// Deployments become available over two observations.
+#[derive(Default)]
+struct StagingCluster {
+    live: BTreeMap<String, (Vec<Value>, u32)>,
+}
+
+impl StagingCluster {
+    fn apply(&mut self, plan: &EnvPlan) {
+        for env in &plan.delete {
+            self.live.remove(&env.name);
+        }
+        for env in plan
+            .create
+            .iter()
+            .chain(plan.update.iter().map(|u| &u.after))
+        {
+            self.live
+                .insert(env.name.clone(), (env.manifests.clone(), 0));
+        }
+    }
+
+    fn observe(&mut self, env: &Environment) -> AppObservation {
+        let Some((live, ticks)) = self.live.get_mut(&env.name) else {
+            return AppObservation::from_objects(env.name.clone(), &env.manifests, &[]);
+        };
+        for obj in live.iter_mut().filter(|o| o["kind"] == "Deployment") {
+            let want = obj
+                .pointer("/spec/replicas")
+                .and_then(Value::as_i64)
+                .unwrap_or(1);
+            let (updated, available) = match *ticks {
+                0 => (0, 0),
+                1 => (want, want - 1),
+                _ => (want, want),
+            };
+            obj["status"] = json!({"replicas": updated, "updatedReplicas": updated, "availableReplicas": available});
+        }
+        *ticks += 1;
+        AppObservation::from_objects(env.name.clone(), &env.manifests, live)
+    }
+}
+
+/// Drives a future whose awaits are all immediately ready (the gate's observe and sleep
+/// run on the virtual clock here).
+fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    let mut f = std::pin::pin!(f);
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    loop {
+        if let std::task::Poll::Ready(v) = f.as_mut().poll(&mut cx) {
+            return v;
+        }
+    }
 }
 
 const SECRET: &[u8] = b"example-webhook-secret";
@@ -267,6 +375,7 @@ pub(crate) fn run(dir: &Path) -> Res<Outcome> {
         "== PR #2: web 1.1.0 ({}), written back to {branch}",
         c2.short()
     ));
+    let staging = run.staging("1.1.0", "v1-1-0")?;
     let pr2 = run.approve(&PrState::new(2, c2.clone()), "bob")?;
     let pr2 = run
         .comment(&pr2, "carol", "/canary_release")?
@@ -317,10 +426,147 @@ pub(crate) fn run(dir: &Path) -> Res<Outcome> {
         ledger,
         guard_refusal,
         flow_refusal,
+        staging,
     })
 }
 
 impl Run {
+    /// A staging environment for web `version`: add its file on main, plan, sync, wait
+    /// until ready, test, delete the file, plan the teardown. Runs on its own clock (the
+    /// ledger's is left alone).
+    fn staging(&mut self, version: &str, slug: &str) -> Res<Staging> {
+        self.say(format!("== staging environment for web {version}"));
+        let generator = FilesGenerator::glob(STAGING_GLOB)?;
+        let template = staging_template()?;
+        let file = format!("apps/staging/manifests/{version}.json");
+        let main = "refs/heads/main";
+        self.bot.fetch()?;
+        let before = self.bot.resolve("refs/remotes/origin/main")?;
+        let local = self.bot.resolve(main).ok();
+        self.bot.move_ref(main, &before, local.as_ref())?;
+        let clock = self.now;
+        let params = json!({"version": version, "slug": slug});
+        let added = self.bot.commit_files(
+            main,
+            Some(&before),
+            &[(file.clone(), serde_json::to_vec_pretty(&params)?)],
+            &format!("staging: web {version}"),
+            clock.add_secs(10),
+        )?;
+        self.bot.push_branch(main)?;
+        self.say(format!("    commit {}: add {file}", added.short()));
+        let (_, old) = read_files(&self.bot, before.as_str(), &generator)?;
+        let (_, new) = read_files(&self.bot, added.as_str(), &generator)?;
+        let created = plan(&generator, &template, &old, &new)?;
+        for env in &created.create {
+            let kinds: Vec<String> = env
+                .manifests
+                .iter()
+                .map(|m| {
+                    format!(
+                        "{}/{}",
+                        m["kind"].as_str().unwrap_or("?"),
+                        m["metadata"]["name"].as_str().unwrap_or("?")
+                    )
+                })
+                .collect();
+            self.say(format!(
+                "    plan: create {} from {}: {}",
+                env.name,
+                env.source,
+                kinds.join(", ")
+            ));
+        }
+        let env = created
+            .create
+            .first()
+            .ok_or("the new file created no environment")?
+            .clone();
+        let mut cluster = StagingCluster::default();
+        cluster.apply(&created);
+
+        // The gate: poll every 30 s, give up after 5 minutes.
+        let start = clock.add_secs(20);
+        let gate = Gate::new([env.name.clone()], start.add_secs(300));
+        let now = Cell::new(start);
+        let cluster = RefCell::new(cluster);
+        let seen = RefCell::new(Vec::new());
+        let readiness = block_on(wait_until_ready(
+            &gate,
+            Duration::from_secs(30),
+            || {
+                let app = cluster.borrow_mut().observe(&env);
+                let elapsed = now.get().unix_secs() - start.unix_secs();
+                let state = match (app.sync, app.health) {
+                    (Some(s), Some(h)) => format!("{s:?}/{h:?}"),
+                    _ => "unknown".to_string(),
+                };
+                let why = if app.message.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {}", app.message)
+                };
+                seen.borrow_mut()
+                    .push(format!("    gate +{elapsed}s: {} {state}{why}", app.app));
+                let observed = Observation {
+                    at: now.get(),
+                    apps: vec![app],
+                };
+                async move { Ok::<_, std::convert::Infallible>(observed) }
+            },
+            |d| {
+                now.set(
+                    now.get()
+                        .add_secs(i64::try_from(d.as_secs()).unwrap_or(i64::MAX)),
+                );
+                async {}
+            },
+        ))?;
+        let seen = seen.into_inner();
+        let polls = seen.len();
+        for line in seen {
+            self.say(line);
+        }
+        let tested = readiness == Readiness::Ready;
+        if tested {
+            self.say(format!(
+                "    ready: CI runs the smoke tests of web {version} in {}: passed",
+                env.name
+            ));
+        } else {
+            self.say(format!("    not ready ({readiness:?}): tests skipped"));
+        }
+
+        // Deleting the file tears the environment down.
+        let removed = self.bot.remove_files(
+            main,
+            &added,
+            std::slice::from_ref(&file),
+            &format!("staging: remove web {version}"),
+            clock.add_secs(400),
+        )?;
+        self.bot.push_branch(main)?;
+        self.say(format!("    commit {}: remove {file}", removed.short()));
+        let (_, gone) = read_files(&self.bot, removed.as_str(), &generator)?;
+        let teardown = plan(&generator, &template, &new, &gone)?;
+        let mut cluster = cluster.into_inner();
+        cluster.apply(&teardown);
+        let deleted: Vec<String> = teardown.delete.iter().map(|e| e.name.clone()).collect();
+        self.say(format!(
+            "    plan: delete {}; {} staging environment(s) left",
+            deleted.join(", "),
+            cluster.live.len()
+        ));
+        Ok(Staging {
+            created: created.create.iter().map(|e| e.name.clone()).collect(),
+            readiness,
+            polls,
+            tested,
+            deleted,
+            left: cluster.live.len(),
+        })
+    }
+
     fn ship_tests_and_prod(&mut self, pr: PrState) -> Res<PrState> {
         let pr = self
             .step(

@@ -29,6 +29,12 @@ apt_install() {
 if ! command -v prometheus >/dev/null 2>&1 || ! command -v promtool >/dev/null 2>&1; then
   apt_install prometheus
 fi
+# gitops-core's registry tests run a real OCI registry (Debian `docker-registry`, the CNCF
+# distribution server) on 127.0.0.1 and make its bcrypt htpasswd file with `htpasswd`
+# (Debian `apache2-utils`).
+if ! command -v docker-registry >/dev/null 2>&1 || ! command -v htpasswd >/dev/null 2>&1; then
+  apt_install docker-registry apache2-utils
+fi
 if ! command -v git >/dev/null 2>&1 || [ ! -x "$(git --exec-path)/git-daemon" ]; then
   apt_install git
 fi

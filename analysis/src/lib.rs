@@ -44,12 +44,16 @@
 //!   Hodges-Lehmann estimate, metric classification, weighted-sum scoring).
 //! * [`provider`]: provider results — the Prometheus HTTP API response to a [`expr::Value`]
 //!   ([`provider::prometheus`]) and a strict text exposition parser ([`provider::exposition`]).
+//! * `kube_runs` (feature `kube`): the `Analysis` port of rollout-core's driver on a
+//!   Kubernetes API server — AnalysisRun objects created, measured and updated in place.
 //! * [`template`]: AnalysisTemplate / ClusterAnalysisTemplate / AnalysisRun and Flagger
 //!   MetricTemplate documents — parsing with field paths, validation, `{{args.x}}` resolution.
 
 pub mod expr;
 pub mod flagger;
 pub mod judge;
+#[cfg(feature = "kube")]
+pub mod kube_runs;
 pub mod machine;
 pub mod provider;
 pub mod run;

@@ -1002,6 +1002,21 @@ impl AnalysisRuns {
         });
     }
 
+    /// Adds an AnalysisRun object read back from a store (an API server) together with
+    /// its persisted `status`, replacing a run of the same name. The run is due: the
+    /// next [`reconcile`](Self::reconcile) passes over it, and the run machine decides
+    /// from the status whether anything (a measurement, the verdict) is due at that
+    /// time.
+    pub fn insert_with_status(&mut self, run: AnalysisRun, status: RunStatus) {
+        let name = run.metadata.name.clone().unwrap_or_default();
+        self.runs.retain(|r| r.name() != name);
+        self.insert(run);
+        if let Some(r) = self.runs.last_mut() {
+            r.status = status;
+            r.requeue_at = Some(Timestamp::EPOCH);
+        }
+    }
+
     /// The runs' states, for the rollout machine's `Observed::analysis_runs`.
     pub fn states(&self) -> Vec<AnalysisRunState> {
         self.runs.iter().map(ManagedRun::state).collect()

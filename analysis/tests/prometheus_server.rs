@@ -3,8 +3,9 @@
 //! The test writes an OpenMetrics file with known samples (request counters of a good
 //! and a bad canary, a latency histogram, a latency gauge), backfills it into a fresh
 //! TSDB with `promtool tsdb create-blocks-from openmetrics`, starts `prometheus` on a
-//! free 127.0.0.1 port with no scrape targets (under `timeout`, so it stops by itself
-//! even if this process dies; killed on drop otherwise), and asserts exact results of
+//! free 127.0.0.1 port with no scrape targets (`rollout_testenv::prometheus`: under
+//! `timeout`, so it stops by itself even if this process dies; killed on drop
+//! otherwise), and asserts exact results of
 //! instant and range queries at fixed times inside the data (the provider's clock is
 //! pinned). Then it runs the corpus' `success-rate` AnalysisTemplate end to end: parse,
 //! resolve args, measure through the provider, drive `machine::reconcile_with` in
@@ -18,13 +19,9 @@
 #![cfg(feature = "http")]
 
 use std::fmt::Write as _;
-use std::io::{Read, Write};
-use std::net::TcpStream;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::time::{Duration, Instant};
 
 use rollout_analysis::expr::Value;
 use rollout_analysis::machine::{MeasurementResult, RunOptions, RunStatus, reconcile_with};
@@ -33,6 +30,7 @@ use rollout_analysis::provider::{MeasureContext, Measured, Provider, ProviderErr
 use rollout_analysis::template::{self, Argument, Metric, PrometheusMetric, TemplateDocument};
 use rollout_core::status::AnalysisPhase;
 use rollout_core::time::Timestamp;
+use rollout_testenv::prometheus::Prometheus;
 
 const STEP_S: i64 = 15;
 const STEPS: i64 = 240; // one hour of samples
@@ -116,131 +114,19 @@ fn latency_bad(k: i64) -> i64 {
     100 + k * 10
 }
 
-struct TempDir(PathBuf);
+fn start_prometheus(t0: i64) -> Prometheus {
+    Prometheus::start(&openmetrics(t0)).unwrap_or_else(|e| panic!("{}", report(&e)))
+}
 
-impl TempDir {
-    fn new(tag: &str) -> TempDir {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos());
-        let dir =
-            std::env::temp_dir().join(format!("rollout-{tag}-{}-{nanos}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("create {}: {e}", dir.display()));
-        TempDir(dir)
+/// The error and its sources, one per line.
+fn report(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        out.push_str(&format!("\n  caused by: {s}"));
+        source = s.source();
     }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-struct PromServer {
-    child: Child,
-    address: String,
-    // Declared last: removed after the server is stopped.
-    _dir: TempDir,
-}
-
-impl Drop for PromServer {
-    fn drop(&mut self) {
-        // SIGTERM to `timeout`, which forwards it to prometheus; then SIGKILL if needed.
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn on_path(bin: &str) -> bool {
-    std::env::var_os("PATH")
-        .is_some_and(|paths| std::env::split_paths(&paths).any(|p| p.join(bin).is_file()))
-}
-
-fn free_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("bind: {e}"));
-    l.local_addr()
-        .unwrap_or_else(|e| panic!("addr: {e}"))
-        .port()
-}
-
-fn http_get_status(port: u16, path: &str) -> Option<String> {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
-    write!(s, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").ok()?;
-    let mut out = String::new();
-    s.read_to_string(&mut out).ok()?;
-    out.lines().next().map(str::to_string)
-}
-
-fn start_prometheus(t0: i64) -> PromServer {
-    for bin in ["prometheus", "promtool", "timeout"] {
-        assert!(
-            on_path(bin),
-            "`{bin}` is not on PATH: run ./scripts/test.sh, which installs Prometheus \
-             (Debian package `prometheus`), or install it yourself"
-        );
-    }
-    let dir = TempDir::new("prometheus");
-    let data = dir.0.join("data");
-    let input = dir.0.join("samples.om");
-    std::fs::write(&input, openmetrics(t0)).unwrap_or_else(|e| panic!("write samples: {e}"));
-    let out = Command::new("promtool")
-        .args(["tsdb", "create-blocks-from", "openmetrics", "--quiet"])
-        .arg(&input)
-        .arg(&data)
-        .output()
-        .unwrap_or_else(|e| panic!("promtool: {e}"));
-    assert!(
-        out.status.success(),
-        "promtool failed: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let config = dir.0.join("prometheus.yml");
-    std::fs::write(&config, "global:\n  scrape_interval: 1h\n")
-        .unwrap_or_else(|e| panic!("write config: {e}"));
-    let port = free_port();
-    let log = std::fs::File::create(dir.0.join("prometheus.log"))
-        .unwrap_or_else(|e| panic!("log file: {e}"));
-    let log2 = log.try_clone().unwrap_or_else(|e| panic!("log file: {e}"));
-    let child = Command::new("timeout")
-        .args(["--kill-after=5", "300", "prometheus"])
-        .arg(format!("--config.file={}", config.display()))
-        .arg(format!("--storage.tsdb.path={}", data.display()))
-        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-        .arg("--storage.tsdb.retention.time=3650d")
-        .stdin(Stdio::null())
-        .stdout(log)
-        .stderr(log2)
-        .spawn()
-        .unwrap_or_else(|e| panic!("start prometheus: {e}"));
-    let server = PromServer {
-        child,
-        address: format!("http://127.0.0.1:{port}"),
-        _dir: dir,
-    };
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        if http_get_status(port, "/-/ready").is_some_and(|l| l.contains(" 200")) {
-            return server;
-        }
-        let log = std::fs::read_to_string(server._dir.0.join("prometheus.log")).unwrap_or_default();
-        assert!(
-            Instant::now() < deadline,
-            "prometheus not ready after 60 s; log:\n{log}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    out
 }
 
 /// A clock the test moves.
@@ -260,7 +146,7 @@ const CTX: MeasureContext<'static> = MeasureContext {
 };
 
 struct Fixture {
-    server: PromServer,
+    server: Prometheus,
     clock: Arc<VirtualClock>,
     provider: PrometheusProvider,
     t0: i64,
@@ -278,7 +164,7 @@ impl Fixture {
     async fn query(&self, q: &str) -> Result<Value, ProviderError> {
         self.provider
             .query(&PrometheusMetric {
-                address: Some(self.server.address.clone()),
+                address: Some(self.server.address()),
                 query: Some(q.to_string()),
                 ..PrometheusMetric::default()
             })
@@ -288,7 +174,7 @@ impl Fixture {
     async fn range(&self, q: &str, start: &str, step: &str) -> Result<Value, ProviderError> {
         self.provider
             .query(&PrometheusMetric {
-                address: Some(self.server.address.clone()),
+                address: Some(self.server.address()),
                 query: Some(q.to_string()),
                 range_query: Some(template::RangeQuery {
                     start: Some(start.to_string()),
@@ -485,7 +371,7 @@ async fn check_corpus_template(fx: &Fixture) {
 
     let good = drive(
         fx,
-        &corpus_metrics(GOOD, &fx.server.address),
+        &corpus_metrics(GOOD, &fx.server.address()),
         start,
         Some(4),
     )
@@ -500,7 +386,7 @@ async fn check_corpus_template(fx: &Fixture) {
         "{good:#?}"
     );
 
-    let bad = drive(fx, &corpus_metrics(BAD, &fx.server.address), start, None).await;
+    let bad = drive(fx, &corpus_metrics(BAD, &fx.server.address()), start, None).await;
     assert_eq!(bad.phase, Some(AnalysisPhase::Failed), "{bad:#?}");
     let r = bad
         .metric_result("success-rate")

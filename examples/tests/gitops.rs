@@ -3,6 +3,7 @@
 #[path = "../gitops_flow.rs"]
 mod gitops_flow;
 
+use gitops_core::envs::Readiness;
 use gitops_core::ledger::EntryRecord;
 use gitops_core::record::Action;
 use gitops_core::tag::Env;
@@ -56,4 +57,25 @@ fn the_gitops_example_runs_the_whole_flow() {
         "{text}"
     );
     assert!(text.contains("pre-sync guard refuses"), "{text}");
+    // PR #2's staging environment: created from the added file, ready after the
+    // simulated sync (three polls, 30 s apart), tested, torn down by the deletion.
+    let staging = &outcome.staging;
+    assert_eq!(staging.created, ["staging-v1-1-0"]);
+    assert_eq!(staging.readiness, Readiness::Ready);
+    assert_eq!(staging.polls, 3);
+    assert!(staging.tested);
+    assert_eq!(staging.deleted, ["staging-v1-1-0"]);
+    assert_eq!(staging.left, 0);
+    for line in [
+        "== staging environment for web 1.1.0",
+        "add apps/staging/manifests/1.1.0.json",
+        "plan: create staging-v1-1-0 from apps/staging/manifests/1.1.0.json: Namespace/staging-v1-1-0, Deployment/web, Service/web",
+        "gate +0s: staging-v1-1-0 Synced/Progressing: Deployment/web: Waiting for rollout to finish: 0 out of 2 new replicas have been updated...",
+        "gate +60s: staging-v1-1-0 Synced/Healthy",
+        "smoke tests of web 1.1.0 in staging-v1-1-0: passed",
+        "remove apps/staging/manifests/1.1.0.json",
+        "plan: delete staging-v1-1-0; 0 staging environment(s) left",
+    ] {
+        assert!(text.contains(line), "missing {line:?} in\n{text}");
+    }
 }

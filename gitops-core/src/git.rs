@@ -585,6 +585,33 @@ impl GitRepo {
         Ok(blob.content().to_vec())
     }
 
+    /// Lists the paths (`/`-separated) of the regular files at a commit without a
+    /// checkout, sorted. Symlinks, submodules and entries whose names are not UTF-8 (and
+    /// everything under such a directory) are skipped.
+    pub fn list_files(&self, commit: &CommitId) -> Result<Vec<String>, GitError> {
+        let c = self
+            .repo
+            .find_commit(oid(commit)?)
+            .map_err(|_| GitError::NotACommit {
+                rev: commit.to_string(),
+            })?;
+        let tree = c.tree().map_err(git_err("read tree", commit.as_str()))?;
+        let mut out = Vec::new();
+        tree.walk(git2::TreeWalkMode::PreOrder, |root, entry| {
+            let Ok(name) = entry.name() else {
+                return git2::TreeWalkResult::Skip;
+            };
+            // 0o120000 is a symlink; submodules are commits, not blobs.
+            if entry.kind() == Some(ObjectType::Blob) && entry.filemode() != 0o120_000 {
+                out.push(format!("{root}{name}"));
+            }
+            git2::TreeWalkResult::Ok
+        })
+        .map_err(git_err("list files", commit.as_str()))?;
+        out.sort();
+        Ok(out)
+    }
+
     /// Commits `files` (path, new content) on top of `branch` (a full refname such as
     /// `refs/heads/main`) without a work tree, compare-and-swap on the branch's current
     /// commit `expected` (`None`: the branch must not exist). Files not listed keep their
@@ -666,6 +693,68 @@ impl GitRepo {
             return Err(git_err("update branch", branch)(e));
         }
         Ok(commit_id(new))
+    }
+
+    /// Commits the removal of `paths` on top of `branch` without a work tree,
+    /// compare-and-swap on the branch's current commit `expected`. A path that is not a
+    /// file at `expected` is [`GitError::PathNotFound`] and nothing is written.
+    pub fn remove_files(
+        &self,
+        branch: &str,
+        expected: &CommitId,
+        paths: &[String],
+        message: &str,
+        now: Stamp,
+    ) -> Result<CommitId, GitError> {
+        let parent = self
+            .repo
+            .find_commit(oid(expected)?)
+            .map_err(|_| GitError::NotACommit {
+                rev: expected.to_string(),
+            })?;
+        let mut index = Index::new().map_err(git_err("index", branch))?;
+        let tree = parent.tree().map_err(git_err("read tree", branch))?;
+        index
+            .read_tree(&tree)
+            .map_err(git_err("read tree", branch))?;
+        for path in paths {
+            if index.get_path(Path::new(path), 0).is_none() {
+                return Err(GitError::PathNotFound {
+                    commit: expected.clone(),
+                    path: path.clone(),
+                });
+            }
+            index
+                .remove_path(Path::new(path))
+                .map_err(git_err("remove", path.clone()))?;
+        }
+        let tree_id = index
+            .write_tree_to(&self.repo)
+            .map_err(git_err("write tree", branch))?;
+        let tree = self
+            .repo
+            .find_tree(tree_id)
+            .map_err(git_err("write tree", branch))?;
+        let sig = self.identity.signature(now)?;
+        let new = self
+            .repo
+            .commit(None, &sig, &sig, message, &tree, &[&parent])
+            .map_err(git_err("commit", branch))?;
+        match self
+            .repo
+            .reference_matching(branch, new, true, oid(expected)?, "gitops-core: remove")
+        {
+            Ok(_) => Ok(commit_id(new)),
+            Err(e) if matches!(e.code(), ErrorCode::Modified | ErrorCode::Exists) => {
+                Err(LedgerError::Conflict {
+                    tag: branch.to_string(),
+                    expected: Some(expected.clone()),
+                    actual: self.resolve(branch).ok(),
+                }
+                .into())
+            }
+            Err(e) => Err(git_err("update branch", branch)(e)),
+        }
     }
 
     /// Points `refname` at `to` (a lightweight ref), compare-and-swap on its current

@@ -28,7 +28,14 @@
 //!
 //! [`events`] verifies and parses GitHub webhooks into flow inputs; [`writeback`] edits
 //! Kustomize `images:` and Helm values in place; [`sync`] compares desired and live
-//! objects, computes health and plans hooks and waves.
+//! objects, computes health and plans hooks and waves. [`image`] picks the tag an image
+//! should run (Image Updater's strategies and filters) and turns it into a write-back
+//! commit; `registry` (feature `registry`) reads tags, manifests, digests and build
+//! times from an OCI distribution registry.
+//!
+//! [`envs`] gives changes ephemeral environments from files in git (ApplicationSet's
+//! git-files generator): the create / update / delete plan between two revisions, the
+//! manifests of each environment, and a wait-for-ready gate over sync and health.
 //!
 //! ```
 //! use gitops_core::ledger::{Ledger, Outcome};
@@ -74,8 +81,10 @@
 //! store decision.state
 //! ```
 
+pub mod envs;
 pub mod events;
 pub mod flow;
+pub mod image;
 pub mod ledger;
 pub mod record;
 pub mod sync;
@@ -84,3 +93,5 @@ pub mod writeback;
 
 #[cfg(feature = "git")]
 pub mod git;
+#[cfg(feature = "registry")]
+pub mod registry;

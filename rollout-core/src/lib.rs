@@ -43,6 +43,10 @@
 //! - [`plan`]: step, stage and tick tables a reviewer reads before applying a manifest.
 //! - [`duration`] (Go durations), [`time`] (the `now` you pass in), [`hash`] (pod
 //!   template and step hashes), [`intstr`] (int-or-percent values).
+//! - [`driver`]: one controller pass through three async ports (`Workloads`, `Traffic`,
+//!   `Analysis`): observe, reconcile, execute; runtime-agnostic, no clock.
+//! - `kube` (feature `kube`): `KubeWorkloads`, the `Workloads` port over a kube client
+//!   (ReplicaSets in Argo's shape, service selectors).
 //! - `sim` (feature `test-util`): an in-memory cluster and a virtual-time harness.
 //!
 //! # A pass, end to end
@@ -112,11 +116,14 @@ pub mod bluegreen;
 pub mod canary;
 pub mod command;
 mod conditions;
+pub mod driver;
 pub mod duration;
 pub mod experiment;
 pub mod flagger;
 pub mod hash;
 pub mod intstr;
+#[cfg(feature = "kube")]
+pub mod kube;
 pub mod phase;
 pub mod plan;
 pub mod replicas;

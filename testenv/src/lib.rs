@@ -19,6 +19,9 @@
 //! No kubelet, scheduler or controller-manager runs: [`DataPlane`] writes the
 //! ReplicaSet and Pod status they would write.
 //!
+//! [`prometheus::Prometheus`] is a real Prometheus server on samples a test
+//! writes, for metric-provider tests.
+//!
 //! ```no_run
 //! # async fn demo() -> Result<(), rollout_testenv::Error> {
 //! let env = rollout_testenv::TestEnv::shared().await?;
@@ -33,6 +36,7 @@ pub mod crds;
 pub mod dataplane;
 mod error;
 mod process;
+pub mod prometheus;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;

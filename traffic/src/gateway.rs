@@ -84,11 +84,20 @@ impl HttpRoutePlanner {
         let canary = canary_ref(&split, &self.canary_service);
         let mut managed = Vec::new();
         for name in &self.managed_routes {
-            if let Some(r) = desired.header_routes.iter().find(|r| &r.name == name) {
-                managed.push(header_rule(r, &canary));
+            let rule = if let Some(r) = desired.header_routes.iter().find(|r| &r.name == name) {
+                header_rule(r, &canary)
             } else if let Some(r) = desired.mirror_routes.iter().find(|r| &r.name == name) {
-                managed.push(mirror_rule(r, &split, &canary));
-            }
+                mirror_rule(r, &split, &canary)
+            } else {
+                continue;
+            };
+            // The API server fills in the schema's defaults: a live rule that is this
+            // one plus those defaults already carries it (no rewrite on every pass).
+            let same = rules
+                .iter()
+                .find(|l| str_of(l, "name") == name.as_str())
+                .filter(|l| **l == with_server_defaults(&rule));
+            managed.push(same.cloned().unwrap_or(rule));
         }
         managed.extend(out);
         let mut after = live.clone();
@@ -172,6 +181,70 @@ impl HttpRoutePlanner {
         }
         touched
     }
+}
+
+/// A rule as the API server stores it: the defaults of the HTTPRoute schema filled
+/// in (a match without a path matches the `PathPrefix` `/`; header and query matches
+/// are `Exact`; a backendRef is a core `Service` of weight 1; a rule without matches
+/// matches everything).
+pub fn with_server_defaults(rule: &Value) -> Value {
+    fn backend_ref(r: &mut Value, weight: bool) {
+        if let Value::Object(m) = r {
+            m.entry("group").or_insert_with(|| json!(""));
+            m.entry("kind").or_insert_with(|| json!("Service"));
+            if weight {
+                m.entry("weight").or_insert_with(|| json!(1));
+            }
+        }
+    }
+    let mut out = rule.clone();
+    let Value::Object(m) = &mut out else {
+        return out;
+    };
+    let matches = m
+        .entry("matches")
+        .or_insert_with(|| json!([{"path": {"type": "PathPrefix", "value": "/"}}]));
+    for mt in matches.as_array_mut().into_iter().flatten() {
+        let Value::Object(mm) = mt else { continue };
+        let path = mm
+            .entry("path")
+            .or_insert_with(|| json!({"type": "PathPrefix", "value": "/"}));
+        if let Value::Object(p) = path {
+            p.entry("type").or_insert_with(|| json!("PathPrefix"));
+            p.entry("value").or_insert_with(|| json!("/"));
+        }
+        for key in ["headers", "queryParams"] {
+            for h in mm
+                .get_mut(key)
+                .and_then(Value::as_array_mut)
+                .into_iter()
+                .flatten()
+            {
+                if let Value::Object(h) = h {
+                    h.entry("type").or_insert_with(|| json!("Exact"));
+                }
+            }
+        }
+    }
+    for r in m
+        .get_mut("backendRefs")
+        .and_then(Value::as_array_mut)
+        .into_iter()
+        .flatten()
+    {
+        backend_ref(r, true);
+    }
+    for f in m
+        .get_mut("filters")
+        .and_then(Value::as_array_mut)
+        .into_iter()
+        .flatten()
+    {
+        if let Some(r) = f.pointer_mut("/requestMirror/backendRef") {
+            backend_ref(r, false);
+        }
+    }
+    out
 }
 
 fn canary_ref(split: &Value, canary: &str) -> Value {
