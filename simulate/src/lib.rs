@@ -13,8 +13,10 @@
 //!
 //! A **policy** is a real manifest driven by a real machine:
 //!
-//! * `kind: argo` — an Argo `Rollout` (canary strategy) through rollout-core's canary
-//!   `reconcile` on a simulated cluster ([`rollout_core::sim::SimCluster`]). Its
+//! * `kind: argo` — an Argo `Rollout` through rollout-core's canary `reconcile` (canary
+//!   strategy) or blue-green `reconcile` (`blueGreen`: pre- and post-promotion analysis,
+//!   the active service switched to the new version and, after a failed analysis or an
+//!   abort, back) on a simulated cluster ([`rollout_core::sim::SimCluster`]). Its
 //!   analysis runs are built from the scenario's AnalysisTemplates by
 //!   rollout-analysis' runner (`build_run`, `PreparedRun`: the condition language,
 //!   `failureLimit`, `count`, `interval`, dry-run rules, phases and messages are the
@@ -30,7 +32,11 @@
 //! queries are recognised as such). A measured error ratio has the binomial sampling
 //! noise of the requests the measured pods received in the query window (so a canary at
 //! 10% weight is noisier than one at 60%), plus the scenario's extra noise; latency is
-//! the baseline plus the effect plus noise. Streams are seeded per release.
+//! the baseline plus the effect plus noise. Streams are seeded per release. A
+//! blue-green release serves all the production traffic while the active service
+//! selects it and none before: its preview gets test traffic only, which is not counted
+//! as exposure, and a pre-promotion analysis measures it as a canary without production
+//! traffic (an error ratio with the noise of a single request, an unaffected latency).
 //!
 //! **Time** is virtual. Each rollout starts from its first revision deployed and
 //! Healthy (Initialized for Flagger), is updated to the release at the same instant, and
@@ -64,6 +70,7 @@
 //! [`plot::write_svg`] draws the distributions (SVG, no system fonts needed).
 
 mod argo;
+mod compact;
 pub mod engine;
 mod flagger;
 pub mod model;

@@ -237,8 +237,9 @@ pub struct QueryRule {
 #[serde(rename_all = "camelCase")]
 #[non_exhaustive]
 pub enum PolicyKind {
-    /// An Argo `Rollout` (canary strategy) with AnalysisTemplates: the canary machine and
-    /// the analysis runner (threshold conditions, or the judge plugin).
+    /// An Argo `Rollout` (canary or blue-green strategy) with AnalysisTemplates: the
+    /// canary or blue-green machine and the analysis runner (threshold conditions, or the
+    /// judge plugin).
     Argo,
     /// A Flagger `Canary`: the Flagger machine and its metric checks.
     Flagger,

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use rollout_simulate::scenario::Effect;
-use rollout_simulate::{RunOptions, Scenario, ScenarioError, Simulation};
+use rollout_simulate::{End, RunOptions, Scenario, ScenarioError, Simulation};
 
 fn scenario(rollouts: u64) -> (Scenario, PathBuf) {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios");
@@ -173,12 +173,10 @@ fn a_missing_manifest_names_the_policy_and_file() {
 }
 
 #[test]
-fn a_rollout_without_a_canary_strategy_is_refused() {
+fn a_blue_green_rollout_is_simulated_and_one_without_a_strategy_is_refused() {
     let dir = std::env::temp_dir().join(format!("rollout-simulate-bg-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(
-        dir.join("bg.yaml"),
-        "apiVersion: argoproj.io/v1alpha1
+    let rollout = "apiVersion: argoproj.io/v1alpha1
 kind: Rollout
 metadata: {name: web}
 spec:
@@ -187,17 +185,99 @@ spec:
   template:
     metadata: {labels: {app: web}}
     spec: {containers: [{name: web, image: web:1}]}
-  strategy:
-    blueGreen: {activeService: web}
-",
+";
+    std::fs::write(
+        dir.join("bg.yaml"),
+        format!("{rollout}  strategy:\n    blueGreen: {{activeService: web}}\n"),
     )
     .unwrap();
+    std::fs::write(dir.join("none.yaml"), rollout).unwrap();
     std::fs::write(dir.join("t.yaml"), "").unwrap();
     let (mut s, _) = scenario(10);
     s.policies.truncate(1);
     s.policies[0].rollout = Some("bg.yaml".into());
     s.policies[0].templates = Some("t.yaml".into());
+    // Without analysis every release, good or bad, is switched to and promoted.
+    let r = Simulation::new(s.clone(), &dir)
+        .unwrap()
+        .run(threads(1, 10));
+    let p = &r.policies[0];
+    assert!(
+        p.outcomes.iter().all(|o| o.end == End::Promoted),
+        "{:?}",
+        p.outcomes
+    );
+    // Switched to (and promoted at once) when the new pods are available: 5 s or more.
+    assert!(
+        p.outcomes.iter().all(|o| o.seconds >= 5),
+        "{:?}",
+        p.outcomes
+    );
+    s.policies[0].rollout = Some("none.yaml".into());
     let e = Simulation::new(s, &dir).unwrap_err();
-    assert!(e.to_string().contains("only the canary strategy"), "{e}");
+    assert!(
+        matches!(&e, ScenarioError::Manifest { file, .. } if file.ends_with("none.yaml")),
+        "{e}"
+    );
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The blue-green scenario, scaled down.
+fn bluegreen(rollouts: u64) -> (Scenario, PathBuf) {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios");
+    let mut s = Scenario::from_file(&dir.join("bluegreen.yaml")).expect("the scenario loads");
+    s.rollouts = rollouts;
+    (s, dir)
+}
+
+#[test]
+fn blue_green_is_deterministic_for_a_seed() {
+    let (s, dir) = bluegreen(150);
+    let sim = Simulation::new(s.clone(), &dir).unwrap();
+    let one = sim.run(threads(1, 1000));
+    let two = sim.run(threads(2, 9));
+    assert_eq!(one.to_csv(), two.to_csv());
+    let mut other = s;
+    other.seed += 1;
+    let other = Simulation::new(other, &dir).unwrap().run(threads(2, 50));
+    assert_ne!(one.to_csv(), other.to_csv());
+}
+
+#[test]
+fn blue_green_switches_bad_releases_back_and_promotes_good_ones() {
+    // Every other release raises the error ratio a lot: the preview's latency check
+    // cannot see it, the post-promotion analysis must.
+    let (mut s, dir) = bluegreen(200);
+    s.releases.bad_share = 0.5;
+    s.releases.effects = vec![Effect {
+        weight: 1.0,
+        error_rate: 0.2,
+        latency_ms: 0.0,
+    }];
+    let r = Simulation::new(s, &dir).unwrap().run(threads(2, 64));
+    let bg = r
+        .policies
+        .iter()
+        .find(|p| p.name == "bluegreen-analysis")
+        .unwrap();
+    let canary = r
+        .policies
+        .iter()
+        .find(|p| p.name == "argo-threshold")
+        .unwrap();
+    let sum = &bg.summary;
+    assert_eq!(sum.stalled, 0);
+    assert_eq!(sum.detected, sum.bad, "{sum:?}");
+    assert!(sum.false_abort_rate < 0.05, "{sum:?}");
+    for o in &bg.outcomes {
+        // Every release served all the traffic at some point (after the switch).
+        assert!(o.exposure > 0.0, "{o:?}");
+        if !o.bad {
+            // Promoted only after the post-promotion analysis (five 1-minute points).
+            assert!(o.end == End::Aborted || o.seconds >= 300, "{o:?}");
+        }
+    }
+    // All the traffic instead of the canary's 10% at first: more requests reach a bad
+    // version before the verdict.
+    assert!(sum.bad_exposure > canary.summary.bad_exposure, "{sum:?}");
 }
