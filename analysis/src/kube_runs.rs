@@ -30,8 +30,11 @@
 //!   (stamping answers with `now`), and every status that changed is written back. The
 //!   answer lists every run of the rollout, completed ones too, and the earliest time a
 //!   run wants to measure again. A provider that waits for its answer (the Job
-//!   provider polls its Job until a verdict) holds the pass until it answers or reaches
-//!   its own deadline.
+//!   provider by default polls its Job until a verdict) holds the pass until it answers
+//!   or reaches its own deadline; a controller configures it with
+//!   `JobProvider::without_waiting`, whose `Measured::InProgress` leaves the
+//!   measurement `Running` with `resumeAt` in the written status, and the pass at that
+//!   time reads the same Job again.
 //!
 //! `secretKeyRef` arguments are resolved at each pass from the `core/v1` Secrets of the
 //! run's namespace (only the Secrets the runs name are read); a missing Secret or key

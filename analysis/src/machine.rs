@@ -217,6 +217,9 @@ pub struct MeasurementResult {
     /// A verdict the provider decided itself (Argo's Job and Kayenta providers): the
     /// conditions are not evaluated and `value` is stored as it is formatted.
     pub verdict: Option<MeasurementPhase>,
+    /// The provider has not decided yet (a Job still running): the measurement stays
+    /// `Running` with this `resumeAt`, counts nothing, and is measured again then.
+    pub resume_at: Option<Timestamp>,
 }
 
 impl MeasurementResult {
@@ -228,6 +231,7 @@ impl MeasurementResult {
             finished_at,
             error: None,
             verdict: None,
+            resume_at: None,
         }
     }
 
@@ -245,6 +249,7 @@ impl MeasurementResult {
             finished_at,
             error: None,
             verdict: Some(phase),
+            resume_at: None,
         }
     }
 
@@ -260,6 +265,24 @@ impl MeasurementResult {
             finished_at,
             error: Some(message.into()),
             verdict: None,
+            resume_at: None,
+        }
+    }
+
+    /// An answer that is not one yet: the measurement stays in flight (Argo's
+    /// `Running` measurement with `resumeAt`) and is asked for again at `resume_at`.
+    pub fn in_progress(
+        metric: impl Into<String>,
+        resume_at: Timestamp,
+        answered_at: Timestamp,
+    ) -> Self {
+        MeasurementResult {
+            metric: metric.into(),
+            value: Value::Nil,
+            finished_at: answered_at,
+            error: None,
+            verdict: None,
+            resume_at: Some(resume_at),
         }
     }
 }
@@ -605,6 +628,19 @@ pub fn reconcile_with<'a>(
 }
 
 fn record(result: &mut MetricResult, metric: &Metric, obs: &MeasurementResult) {
+    if let (None, Some(resume_at)) = (&obs.error, obs.resume_at) {
+        match result.measurements.last_mut() {
+            Some(m) if in_flight(m) => m.resume_at = Some(resume_at),
+            _ => result.measurements.push(Measurement {
+                phase: AnalysisPhase::Running,
+                started_at: Some(obs.finished_at),
+                resume_at: Some(resume_at),
+                ..Measurement::default()
+            }),
+        }
+        result.phase = AnalysisPhase::Running;
+        return;
+    }
     let (phase, value, message) = match (&obs.error, obs.verdict) {
         (Some(message), _) => (AnalysisPhase::Error, String::new(), message.clone()),
         (None, Some(phase)) => (

@@ -1203,6 +1203,14 @@ pub fn to_result(
         Ok(Measured::Verdict { phase, value }) => {
             MeasurementResult::with_verdict(metric, value, phase, finished_at)
         }
+        Ok(Measured::InProgress { retry_after }) => {
+            let millis = i64::try_from(retry_after.as_millis()).unwrap_or(i64::MAX);
+            MeasurementResult::in_progress(
+                metric,
+                finished_at.add_millis(millis.max(1)),
+                finished_at,
+            )
+        }
         Err(e) => MeasurementResult::error(metric, e.to_string(), finished_at),
     }
 }

@@ -790,3 +790,98 @@ async fn job_metrics_run_as_jobs_and_their_conditions_are_the_verdict() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_job_without_a_verdict_leaves_the_measurement_running_and_resumes_it() {
+    let (_env, client, ns) = setup("analysis-job-resume").await;
+    let rollout = create_rollout(&client, &ns, "web").await;
+    create_object(
+        &client,
+        Some(&ns),
+        &kinds::analysis_template(),
+        json!({
+            "apiVersion": "argoproj.io/v1alpha1",
+            "kind": "AnalysisTemplate",
+            "metadata": { "name": "smoke" },
+            "spec": { "metrics": [{
+                "name": "smoke",
+                "provider": { "job": {
+                    "spec": {
+                        "backoffLimit": 0,
+                        "template": { "spec": {
+                            "restartPolicy": "Never",
+                            "containers": [{ "name": "t", "image": "registry.invalid/smoke:1" }]
+                        } }
+                    }
+                } }
+            }] }
+        }),
+    )
+    .await;
+    let providers = Providers::new().with(
+        "job",
+        Arc::new(
+            JobProvider::new(client.clone())
+                .with_poll_interval(Duration::from_secs(7))
+                .without_waiting(),
+        ),
+    );
+    let mut port = KubeAnalysis::new(client.clone(), providers);
+    let now = Timestamp::from_secs(1_800_000_000);
+    let analysis = json!({ "templates": [{ "templateName": "smoke" }] });
+    port.execute(&rollout, &start("web-resume", 1, analysis), now)
+        .await
+        .unwrap_or_else(|e| panic!("start: {}", report(&e)));
+
+    // The pass returns at once: the Job runs, the measurement stays Running with the
+    // time to look again, and the port asks to be woken then.
+    let state = tokio::time::timeout(Duration::from_secs(30), port.observe(&rollout, now))
+        .await
+        .unwrap_or_else(|_| panic!("the pass waited for the Job"))
+        .unwrap_or_else(|e| panic!("observe: {}", report(&e)));
+    assert_eq!(phase_of(&state, "web-resume"), AnalysisPhase::Running);
+    assert_eq!(state.wake_at, Some(now.add_secs(7)));
+    let run = get_run(&client, &ns, "web-resume").await;
+    let m = &run.data["status"]["metricResults"][0];
+    assert_eq!(m["measurements"][0]["phase"], "Running", "{m:#}");
+    assert_eq!(
+        m["measurements"][0]["resumeAt"], "2027-01-15T08:00:07Z",
+        "{m:#}"
+    );
+    assert_eq!(m["count"].as_i64().unwrap_or(0), 0, "nothing counted yet");
+
+    // Before resumeAt nothing is measured; after it the same Job is read again.
+    let early = port
+        .observe(&rollout, now.add_secs(3))
+        .await
+        .expect("early");
+    assert_eq!(phase_of(&early, "web-resume"), AnalysisPhase::Running);
+    let run_uid = run.metadata.uid.clone().expect("uid");
+    let job_name = finish_job(&client, &ns, &run_uid, true).await;
+    assert_eq!(job_name, format!("{run_uid}.smoke.1"));
+    let done = port
+        .observe(&rollout, now.add_secs(7))
+        .await
+        .expect("resume");
+    assert_eq!(
+        phase_of(&done, "web-resume"),
+        AnalysisPhase::Successful,
+        "{done:?}"
+    );
+    let status = get_run(&client, &ns, "web-resume").await.data["status"].clone();
+    let ms = status["metricResults"][0]["measurements"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(
+        ms.len(),
+        1,
+        "the resumed measurement completed in place: {status:#}"
+    );
+    assert_eq!(ms[0]["phase"], "Successful");
+    let jobs = Api::<Job>::namespaced(client.clone(), &ns)
+        .list(&ListParams::default())
+        .await
+        .expect("jobs");
+    assert_eq!(jobs.items.len(), 1, "one Job for the one measurement");
+}

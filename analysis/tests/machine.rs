@@ -415,3 +415,35 @@ fn run_status_json_round_trip() {
         serde_json::from_str(&serde_json::to_string(&st).expect("serialize")).expect("parse");
     assert_eq!(again, st);
 }
+
+#[test]
+fn an_in_progress_answer_keeps_the_measurement_running_until_resume_at() {
+    let metrics = [metric("m")];
+    let (st, actions, _) = pass(&metrics, &RunStatus::default(), &[], 0, false);
+    assert_eq!(actions, vec![measure("m")]);
+    // The provider has no answer yet (a Job still running): look again at +10 s.
+    let pending = MeasurementResult::in_progress("m", at(10), at(1));
+    let (st, actions, requeue) = pass(&metrics, &st, &[pending], 1, false);
+    assert!(actions.is_empty());
+    assert_eq!(requeue, Some(at(10)));
+    assert_eq!(st.phase, Some(AnalysisPhase::Running));
+    let r = st.metric_result("m").expect("result");
+    assert_eq!((r.count, r.measurements.len()), (0, 1), "nothing counted");
+    assert_eq!(r.measurements[0].phase, AnalysisPhase::Running);
+    assert_eq!(r.measurements[0].resume_at, Some(at(10)));
+    // Not due before resumeAt; at it, the same measurement is asked for again ...
+    let (same, actions, _) = pass(&metrics, &st, &[], 9, false);
+    assert!(actions.is_empty());
+    assert_eq!(same, st);
+    let (st, actions, _) = pass(&metrics, &st, &[], 10, false);
+    assert_eq!(actions, vec![measure("m")]);
+    let r = st.metric_result("m").expect("result");
+    assert_eq!(r.measurements.len(), 1, "resumed, not a new measurement");
+    assert_eq!(r.measurements[0].resume_at, None);
+    // ... and completes in place with the answer.
+    let (st, _, _) = pass(&metrics, &st, &[ok("m", 0.9, 11)], 11, false);
+    assert_eq!(st.phase, Some(AnalysisPhase::Successful));
+    let r = st.metric_result("m").expect("result");
+    assert_eq!((r.count, r.successful, r.measurements.len()), (1, 1, 1));
+    assert_eq!(r.measurements[0].started_at, Some(at(0)));
+}

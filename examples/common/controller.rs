@@ -74,7 +74,8 @@ pub(crate) fn analysis_run_resource() -> ApiResource {
 }
 
 /// The metric providers: Prometheus and web over plain HTTP (a binary that needs
-/// HTTPS installs a rustls CryptoProvider first), Job through the API server.
+/// HTTPS installs a rustls CryptoProvider first), Job through the API server without
+/// waiting (the measurement stays Running with `resumeAt` until the Job decides).
 pub(crate) fn default_providers(client: &Client) -> Providers {
     Providers::new()
         .with(
@@ -84,8 +85,11 @@ pub(crate) fn default_providers(client: &Client) -> Providers {
         .with("web", Arc::new(WebProvider::new(HttpClient::new())))
         .with(
             "job",
+            // A Job is read once per pass: a long one never holds the reconcile.
             Arc::new(
-                JobProvider::new(client.clone()).with_poll_interval(Duration::from_millis(200)),
+                JobProvider::new(client.clone())
+                    .with_poll_interval(Duration::from_secs(2))
+                    .without_waiting(),
             ),
         )
 }

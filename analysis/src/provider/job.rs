@@ -62,6 +62,7 @@ pub struct JobProvider {
     client: kube::Client,
     poll_interval: Duration,
     deadline: Duration,
+    wait: bool,
 }
 
 impl std::fmt::Debug for JobProvider {
@@ -69,6 +70,7 @@ impl std::fmt::Debug for JobProvider {
         f.debug_struct("JobProvider")
             .field("poll_interval", &self.poll_interval)
             .field("deadline", &self.deadline)
+            .field("wait", &self.wait)
             .finish_non_exhaustive()
     }
 }
@@ -81,7 +83,18 @@ impl JobProvider {
             client,
             poll_interval: DEFAULT_POLL_INTERVAL,
             deadline: DEFAULT_DEADLINE,
+            wait: true,
         }
+    }
+
+    /// Answers without waiting: one measurement creates (or adopts) the Job and reads
+    /// it once; a Job without a verdict yet is [`Measured::InProgress`], asked again
+    /// after the poll interval (the AnalysisRun keeps a `Running` measurement with
+    /// `resumeAt`, as Argo's does). A controller uses this so that a long Job never
+    /// holds its reconcile. The deadline then counts from the Job's creation time.
+    pub fn without_waiting(mut self) -> Self {
+        self.wait = false;
+        self
     }
 
     /// Sets the time between two reads of a running Job.
@@ -170,6 +183,35 @@ impl Provider for JobProvider {
         let job = build_job(ctx, metric)?;
         let name = job_name(ctx, &metric.name);
         let api: Api<Job> = Api::namespaced(self.client.clone(), ctx.namespace);
+        if !self.wait {
+            let current = self.create_or_adopt(&api, ctx, metric, &job, &name).await?;
+            if let Some(phase) = job_verdict(&current) {
+                return Ok(Measured::Verdict {
+                    phase,
+                    value: Value::Nil,
+                });
+            }
+            let age = current
+                .metadata
+                .creation_timestamp
+                .as_ref()
+                .and_then(|t| {
+                    let created = std::time::UNIX_EPOCH
+                        + Duration::from_secs(u64::try_from(t.0.as_second()).ok()?);
+                    std::time::SystemTime::now().duration_since(created).ok()
+                })
+                .unwrap_or_default();
+            if age > self.deadline {
+                return Err(ProviderError::Timeout {
+                    provider: PROVIDER,
+                    address: format!("{}/{name}", ctx.namespace),
+                    timeout_ms: u64::try_from(self.deadline.as_millis()).unwrap_or(u64::MAX),
+                });
+            }
+            return Ok(Measured::InProgress {
+                retry_after: self.poll_interval,
+            });
+        }
         match tokio::time::timeout(
             self.deadline,
             self.run_to_verdict(&api, ctx, metric, &job, &name),

@@ -75,6 +75,12 @@ pub enum Measured {
         /// What to record as the measurement's value.
         value: crate::expr::Value,
     },
+    /// Not decided yet (a Job still running): keep the measurement in flight and ask
+    /// again after this long, instead of holding the caller until there is an answer.
+    InProgress {
+        /// When to ask again, from the answer's time.
+        retry_after: std::time::Duration,
+    },
 }
 
 /// Why a provider could not measure. Every variant becomes an `Error` measurement (which
