@@ -314,6 +314,21 @@ impl<'r, 'a, 'o> Pass<'r, 'a, 'o> {
         self.sync_runs();
         self.try_promote();
         self.scale_down_others();
+        let scaled = self.actions.iter().any(|a| {
+            matches!(
+                a,
+                Action::CreateReplicaSet { .. } | Action::ScaleReplicaSet { .. }
+            )
+        });
+        if !scaled {
+            let stable = self.st.stable_rs.clone();
+            self.actions.extend(crate::canary::history_to_delete(
+                self.rollout.spec.revision_history_limit(),
+                self.observed.replica_sets,
+                self.cur(),
+                &stable,
+            ));
+        }
         self.sync_counts();
         self.sync_progress();
         self.update_phase();

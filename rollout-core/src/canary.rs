@@ -212,6 +212,12 @@ pub enum Action {
         /// New `spec.replicas`.
         replicas: i32,
     },
+    /// Delete an old ReplicaSet: beyond `revisionHistoryLimit`, scaled to zero, neither
+    /// the current nor the stable one.
+    DeleteReplicaSet {
+        /// Which ReplicaSet.
+        pod_template_hash: String,
+    },
     /// Set (or remove, with `None`) a ReplicaSet's `scale-down-deadline` annotation.
     SetScaleDownDeadline {
         /// Which ReplicaSet.
@@ -369,6 +375,37 @@ impl StepView for CanaryStep {
     }
 }
 
+/// The old ReplicaSets Argo deletes once there are more than `revisionHistoryLimit`
+/// of them (neither the current nor the stable set counts): the oldest revisions
+/// first, and only those scaled to zero with no pods left and no scale-down deadline
+/// pending (a set still draining is kept, and counted, until a later pass).
+pub(crate) fn history_to_delete(
+    limit: i32,
+    sets: &[ReplicaSetState],
+    current: &str,
+    stable: &str,
+) -> Vec<Action> {
+    let mut old: Vec<&ReplicaSetState> = sets
+        .iter()
+        .filter(|rs| rs.pod_template_hash != current && rs.pod_template_hash != stable)
+        .collect();
+    let excess = old
+        .len()
+        .saturating_sub(usize::try_from(limit.max(0)).unwrap_or(0));
+    if excess == 0 {
+        return Vec::new();
+    }
+    // Stable sort: sets of unknown revision (0) keep their observed, oldest-first order.
+    old.sort_by_key(|rs| rs.revision);
+    old.iter()
+        .take(excess)
+        .filter(|rs| rs.spec_replicas == 0 && rs.replicas == 0 && rs.scale_down_deadline.is_none())
+        .map(|rs| Action::DeleteReplicaSet {
+            pod_template_hash: rs.pod_template_hash.clone(),
+        })
+        .collect()
+}
+
 /// Runs one reconcile pass of the canary strategy. See the module docs for the model.
 pub fn reconcile<'a>(
     rollout: &Rollout,
@@ -507,6 +544,15 @@ impl<'r, 'a, 'o> Pass<'r, 'a, 'o> {
         self.sync_traffic(&ctx);
         self.sync_services(&ctx);
         let scaled = self.scale(&ctx);
+        if !scaled {
+            let stable = self.st.stable_rs.clone();
+            self.actions.extend(history_to_delete(
+                self.rollout.spec.revision_history_limit(),
+                self.observed.replica_sets,
+                self.current_hash(),
+                &stable,
+            ));
+        }
         self.sync_counts(&ctx);
         if !scaled && !self.try_full_promotion(&ctx) {
             self.advance_step(&ctx);

@@ -1154,3 +1154,72 @@ fn abort_after_promote_full_wins_and_promote_full_after_abort_clears_it() {
     assert_eq!(h.status.stable_rs, "v2");
     assert_eq!(h.status.phase, Some(RolloutPhase::Healthy));
 }
+
+#[test]
+fn old_replica_sets_beyond_the_revision_history_limit_are_deleted_once_drained() {
+    let mut ro = rollout(
+        "    canary:
+      steps: [{setWeight: 50}, {pause: {duration: 1m}}]
+",
+        4,
+    );
+    ro.spec.revision_history_limit = Some(1);
+    let mut h = deployed(ro, SimCluster::new(10));
+    let mut deleted = Vec::new();
+    for (i, hash) in ["v2", "v3", "v4"].into_iter().enumerate() {
+        h.pod_template_hash = hash.into();
+        let until = h.now.add_secs(3600);
+        h.run(&mut AlwaysSucceeds { after_seconds: 0 }, until, |rec, _| {
+            for a in &rec.actions {
+                if let Action::DeleteReplicaSet { pod_template_hash } = a {
+                    deleted.push(pod_template_hash.clone());
+                }
+            }
+        });
+        assert_eq!(h.status.stable_rs, hash, "update {i} promoted");
+    }
+    // v4 is current and stable; one old set is kept (v3), the older ones go, oldest
+    // first, each only once it was scaled to zero.
+    assert_eq!(deleted, ["v1", "v2"]);
+    let left: Vec<&str> = h
+        .cluster
+        .replica_sets
+        .iter()
+        .map(|rs| rs.pod_template_hash.as_str())
+        .collect();
+    assert_eq!(left, ["v3", "v4"]);
+}
+
+#[test]
+fn history_cleanup_keeps_sets_that_still_have_pods_or_a_deadline() {
+    use crate::canary::{ReplicaSetState, history_to_delete};
+    let rs = |hash: &str, revision: i64, replicas: i32| ReplicaSetState {
+        pod_template_hash: hash.into(),
+        revision,
+        spec_replicas: replicas,
+        replicas,
+        ..ReplicaSetState::default()
+    };
+    let mut sets = vec![
+        rs("a", 1, 0),
+        rs("b", 2, 3),
+        rs("c", 3, 0),
+        rs("d", 4, 0),
+        rs("cur", 5, 4),
+    ];
+    // Three old sets besides current and stable ("d"), limit 1: the two oldest are
+    // candidates, and "b" still has pods.
+    let del = |sets: &[ReplicaSetState]| -> Vec<String> {
+        history_to_delete(1, sets, "cur", "d")
+            .into_iter()
+            .map(|a| match a {
+                Action::DeleteReplicaSet { pod_template_hash } => pod_template_hash,
+                other => panic!("{other:?}"),
+            })
+            .collect()
+    };
+    assert_eq!(del(&sets), ["a"]);
+    sets[0].scale_down_deadline = Some(T0);
+    assert!(del(&sets).is_empty(), "a deadline is pending");
+    assert!(history_to_delete(10, &sets, "cur", "d").is_empty());
+}

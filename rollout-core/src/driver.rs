@@ -80,6 +80,7 @@ pub trait Workloads {
     ) -> impl Future<Output = Result<WorkloadsState, Self::Error>> + Send;
 
     /// Carries out one of [`Action::CreateReplicaSet`], [`Action::ScaleReplicaSet`],
+    /// [`Action::DeleteReplicaSet`] (an absent set is already deleted),
     /// [`Action::SetScaleDownDeadline`] and [`Action::SetServiceSelector`] (the driver
     /// passes no other). Must be idempotent.
     fn execute(
@@ -278,6 +279,7 @@ fn action_name(action: &Action) -> &'static str {
     match action {
         Action::CreateReplicaSet { .. } => "CreateReplicaSet",
         Action::ScaleReplicaSet { .. } => "ScaleReplicaSet",
+        Action::DeleteReplicaSet { .. } => "DeleteReplicaSet",
         Action::SetScaleDownDeadline { .. } => "SetScaleDownDeadline",
         Action::SetServiceSelector { .. } => "SetServiceSelector",
         Action::SetTrafficWeight { .. } => "SetTrafficWeight",
@@ -306,6 +308,9 @@ fn describe(action: &Action) -> String {
         Action::SetScaleDownDeadline {
             pod_template_hash, ..
         } => format!("SetScaleDownDeadline({pod_template_hash})"),
+        Action::DeleteReplicaSet { pod_template_hash } => {
+            format!("DeleteReplicaSet({pod_template_hash})")
+        }
         Action::SetServiceSelector {
             service,
             pod_template_hash,
@@ -486,6 +491,7 @@ impl<W: Workloads, T: Traffic, A: Analysis> Driver<W, T, A> {
             match action {
                 Action::CreateReplicaSet { .. }
                 | Action::ScaleReplicaSet { .. }
+                | Action::DeleteReplicaSet { .. }
                 | Action::SetScaleDownDeadline { .. }
                 | Action::SetServiceSelector { .. } => self
                     .workloads

@@ -34,6 +34,8 @@
 //!   count and, when it has no controller owner, the rollout becomes its owner. One owned
 //!   by another controller is a [`WorkloadsError::Collision`].
 //! - `ScaleReplicaSet` sets `spec.replicas` and the `desired-replicas` annotation.
+//! - `DeleteReplicaSet` deletes the rollout's set (background propagation); one that
+//!   is already gone is not an error.
 //! - `SetScaleDownDeadline` sets (RFC 3339, UTC) or removes the `scale-down-deadline`
 //!   annotation.
 //! - `SetServiceSelector` sets the service's `rollouts-pod-template-hash` selector and
@@ -48,7 +50,7 @@ use k8s_openapi::api::apps::v1::{ReplicaSet, ReplicaSetSpec};
 use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, OwnerReference};
 use kube::Client;
-use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use serde_json::{Value, json};
 
 use crate::canary::{Action, ReplicaSetState, ServiceState};
@@ -631,6 +633,7 @@ impl Workloads for KubeWorkloads {
             action,
             Action::CreateReplicaSet { .. }
                 | Action::ScaleReplicaSet { .. }
+                | Action::DeleteReplicaSet { .. }
                 | Action::SetScaleDownDeadline { .. }
                 | Action::SetServiceSelector { .. }
         );
@@ -655,6 +658,29 @@ impl Workloads for KubeWorkloads {
                 });
                 self.patch_by_hash(&t, rollout, pod_template_hash, &body)
                     .await
+            }
+            Action::DeleteReplicaSet { pod_template_hash } => {
+                let name = match self.find(&t, rollout, pod_template_hash).await {
+                    Ok(name) => name,
+                    // Gone already: the action is idempotent.
+                    Err(WorkloadsError::ReplicaSetNotFound { .. }) => return Ok(()),
+                    Err(e) => return Err(e),
+                };
+                match self
+                    .replica_sets(t.namespace)
+                    .delete(&name, &DeleteParams::background())
+                    .await
+                {
+                    Ok(_) => Ok(()),
+                    Err(kube::Error::Api(status)) if status.code == 404 => Ok(()),
+                    Err(e) => Err(Req {
+                        verb: "delete",
+                        kind: "ReplicaSet",
+                        namespace: t.namespace,
+                        name: &name,
+                    }
+                    .err(e)),
+                }
             }
             Action::SetScaleDownDeadline {
                 pod_template_hash,

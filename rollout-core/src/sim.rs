@@ -143,6 +143,10 @@ impl SimCluster {
                     pod_template_hash,
                     replicas,
                 } => self.scale(pod_template_hash, *replicas, now),
+                Action::DeleteReplicaSet { pod_template_hash } => {
+                    self.replica_sets
+                        .retain(|rs| &rs.pod_template_hash != pod_template_hash);
+                }
                 Action::SetScaleDownDeadline {
                     pod_template_hash,
                     deadline,

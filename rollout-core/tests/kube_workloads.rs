@@ -257,6 +257,26 @@ async fn scales_sets_deadlines_and_reports_status_counts() {
     port.execute(&ro, &Action::RemoveManagedRoutes)
         .await
         .expect("no-op");
+
+    // An old revision beyond revisionHistoryLimit is deleted; twice is not an error.
+    for _ in 0..2 {
+        port.execute(
+            &ro,
+            &Action::DeleteReplicaSet {
+                pod_template_hash: "aaa".into(),
+            },
+        )
+        .await
+        .expect("delete (twice: idempotent)");
+    }
+    assert!(api.get_opt("web-aaa").await.expect("get").is_none());
+    assert!(
+        port.observe(&ro)
+            .await
+            .expect("observe")
+            .replica_sets
+            .is_empty()
+    );
 }
 
 #[tokio::test]
