@@ -2,7 +2,8 @@
 //! plan and reports, never fails.
 //!
 //! A rollout must never wait on, or fail because of, a chat server. The dispatcher
-//! sends all deliveries concurrently, each through its service's own bounded retries
+//! sends deliveries to different recipients concurrently (those to one recipient in
+//! order), each through its service's own bounded retries
 //! and per-request timeouts, and returns a [`DispatchReport`]: what was delivered and
 //! what failed, with typed [`SendError`]s. Nothing is propagated; the caller records
 //! the report in its [`NotifiedState`](crate::NotifiedState) and logs the failures.
@@ -172,20 +173,47 @@ impl Dispatcher {
         self
     }
 
-    /// Sends every delivery concurrently and reports; never fails. Deliveries come back
-    /// in the report in their input order (delivered and failed separately).
+    /// Sends every delivery and reports; never fails. Deliveries to one recipient of
+    /// one service go one after the other, in their input order (a channel reads "analysis
+    /// failed" before "rollout aborted", as the events happened); different recipients
+    /// are served concurrently. Deliveries come back in the report in their input order
+    /// (delivered and failed separately).
     pub async fn dispatch(&self, deliveries: &[Delivery]) -> DispatchReport {
-        let sends = deliveries.iter().map(|d| async move {
-            let result = match self.services.get(&d.key.service) {
-                Some(service) => service.send(d).await,
-                None => Err(SendError::UnknownService {
-                    service: d.key.service.clone(),
-                }),
-            };
-            (d.key.clone(), result)
+        // One lane per (service, recipient), in order of first appearance.
+        let mut lane_of: BTreeMap<(&str, &str), usize> = BTreeMap::new();
+        let mut queues: Vec<Vec<usize>> = Vec::new();
+        for (i, d) in deliveries.iter().enumerate() {
+            let lane = *lane_of
+                .entry((d.key.service.as_str(), d.key.recipient.as_str()))
+                .or_insert_with(|| {
+                    queues.push(Vec::new());
+                    queues.len() - 1
+                });
+            queues[lane].push(i);
+        }
+        let lanes = queues.into_iter().map(|queue| async move {
+            let mut out = Vec::with_capacity(queue.len());
+            for i in queue {
+                let d = &deliveries[i];
+                let result = match self.services.get(&d.key.service) {
+                    Some(service) => service.send(d).await,
+                    None => Err(SendError::UnknownService {
+                        service: d.key.service.clone(),
+                    }),
+                };
+                out.push((i, result));
+            }
+            out
         });
+        let mut results: Vec<(usize, Result<(), SendError>)> = futures::future::join_all(lanes)
+            .await
+            .into_iter()
+            .flatten()
+            .collect();
+        results.sort_by_key(|(i, _)| *i);
         let mut report = DispatchReport::default();
-        for (key, result) in futures::future::join_all(sends).await {
+        for (i, result) in results {
+            let key = deliveries[i].key.clone();
             match result {
                 Ok(()) => report.delivered.push(key),
                 Err(error) => report.failed.push(Failure { key, error }),
