@@ -414,12 +414,13 @@ async fn routed_canary(
             let _ = controller.await;
             kills += 1;
             controller = start_controller(&fx);
-            if healthy_at(&rollout_status(&fx, "web").await, Some(&old)) {
+            // At least three kills, even if the update ends sooner (a restart after the
+            // end must change nothing either).
+            if kills >= 3 && healthy_at(&rollout_status(&fx, "web").await, Some(&old)) {
                 break;
             }
             assert!(Instant::now() < deadline, "no end after {kills} restarts");
         }
-        assert!(kills >= 3, "the controller was killed {kills} times");
     }
     wait_for(&fx, "web", 60, "promoted", |s| healthy_at(s, Some(&old))).await;
     // Promotion routes everything to the canary (100); the pass after it, with the
