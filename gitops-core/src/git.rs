@@ -660,6 +660,31 @@ impl GitRepo {
             };
             index.add(&entry).map_err(git_err("stage", path.clone()))?;
         }
+        self.commit_index(
+            &mut index,
+            branch,
+            parent.as_ref(),
+            expected,
+            message,
+            now,
+            "gitops-core: commit",
+        )
+    }
+
+    /// Writes `index` as a tree, commits it on `parent` and moves `branch` to the new
+    /// commit, compare-and-swap on `expected` (`None`: the branch must not exist); a
+    /// lost race is a [`LedgerError::Conflict`] naming the branch's actual commit.
+    #[allow(clippy::too_many_arguments)]
+    fn commit_index(
+        &self,
+        index: &mut Index,
+        branch: &str,
+        parent: Option<&git2::Commit<'_>>,
+        expected: Option<&CommitId>,
+        message: &str,
+        now: Stamp,
+        log: &str,
+    ) -> Result<CommitId, GitError> {
         let tree_id = index
             .write_tree_to(&self.repo)
             .map_err(git_err("write tree", branch))?;
@@ -668,12 +693,11 @@ impl GitRepo {
             .find_tree(tree_id)
             .map_err(git_err("write tree", branch))?;
         let sig = self.identity.signature(now)?;
-        let parents: Vec<&git2::Commit<'_>> = parent.iter().collect();
+        let parents: Vec<&git2::Commit<'_>> = parent.into_iter().collect();
         let new = self
             .repo
             .commit(None, &sig, &sig, message, &tree, &parents)
             .map_err(git_err("commit", branch))?;
-        let log = "gitops-core: commit";
         let moved = match expected {
             Some(c) => self
                 .repo
@@ -728,33 +752,15 @@ impl GitRepo {
                 .remove_path(Path::new(path))
                 .map_err(git_err("remove", path.clone()))?;
         }
-        let tree_id = index
-            .write_tree_to(&self.repo)
-            .map_err(git_err("write tree", branch))?;
-        let tree = self
-            .repo
-            .find_tree(tree_id)
-            .map_err(git_err("write tree", branch))?;
-        let sig = self.identity.signature(now)?;
-        let new = self
-            .repo
-            .commit(None, &sig, &sig, message, &tree, &[&parent])
-            .map_err(git_err("commit", branch))?;
-        match self
-            .repo
-            .reference_matching(branch, new, true, oid(expected)?, "gitops-core: remove")
-        {
-            Ok(_) => Ok(commit_id(new)),
-            Err(e) if matches!(e.code(), ErrorCode::Modified | ErrorCode::Exists) => {
-                Err(LedgerError::Conflict {
-                    tag: branch.to_string(),
-                    expected: Some(expected.clone()),
-                    actual: self.resolve(branch).ok(),
-                }
-                .into())
-            }
-            Err(e) => Err(git_err("update branch", branch)(e)),
-        }
+        self.commit_index(
+            &mut index,
+            branch,
+            Some(&parent),
+            Some(expected),
+            message,
+            now,
+            "gitops-core: remove",
+        )
     }
 
     /// Points `refname` at `to` (a lightweight ref), compare-and-swap on its current

@@ -157,19 +157,13 @@ impl GithubComments {
 impl Service for GithubComments {
     async fn send(&self, delivery: &Delivery) -> Result<(), SendError> {
         let recipient = &delivery.key.recipient;
-        let (owner, repo, pr) = split_recipient(recipient, '#')
-            .ok_or_else(|| bad_recipient(recipient, "expected owner/repo or owner/repo#<n>"))?;
-        let pr = match pr {
-            Some(n) => n,
-            None => delivery
-                .event
-                .fact("release.pr")
-                .filter(|s| !s.is_empty())
-                .ok_or_else(|| SendError::MissingFact {
-                    service: "github".into(),
-                    what: "pull request number (release.pr)".into(),
-                })?,
-        };
+        let (owner, repo, pr) = target(
+            delivery,
+            '#',
+            "expected owner/repo or owner/repo#<n>",
+            "release.pr",
+            "pull request number (release.pr)",
+        )?;
         let n: u64 = pr
             .parse()
             .map_err(|_| bad_recipient(recipient, "the pull request is not a number"))?;
@@ -225,6 +219,32 @@ impl GithubStatuses {
     }
 }
 
+/// `owner`, `repo` and the pull request or commit of a recipient
+/// `owner/repo<sep><what>`, or of `owner/repo` with `<what>` from the event's `fact`.
+fn target<'d>(
+    delivery: &'d Delivery,
+    sep: char,
+    usage: &str,
+    fact: &str,
+    what: &str,
+) -> Result<(&'d str, &'d str, &'d str), SendError> {
+    let recipient = &delivery.key.recipient;
+    let (owner, repo, named) =
+        split_recipient(recipient, sep).ok_or_else(|| bad_recipient(recipient, usage))?;
+    let which = match named {
+        Some(x) => x,
+        None => delivery
+            .event
+            .fact(fact)
+            .filter(|s| !s.is_empty())
+            .ok_or_else(|| SendError::MissingFact {
+                service: "github".into(),
+                what: what.into(),
+            })?,
+    };
+    Ok((owner, repo, which))
+}
+
 /// `s` cut to at most `max` characters.
 fn cut(s: &str, max: usize) -> &str {
     match s.char_indices().nth(max) {
@@ -237,19 +257,13 @@ fn cut(s: &str, max: usize) -> &str {
 impl Service for GithubStatuses {
     async fn send(&self, delivery: &Delivery) -> Result<(), SendError> {
         let recipient = &delivery.key.recipient;
-        let (owner, repo, sha) = split_recipient(recipient, '@')
-            .ok_or_else(|| bad_recipient(recipient, "expected owner/repo or owner/repo@<sha>"))?;
-        let sha = match sha {
-            Some(s) => s,
-            None => delivery
-                .event
-                .fact("release.commit")
-                .filter(|s| !s.is_empty())
-                .ok_or_else(|| SendError::MissingFact {
-                    service: "github".into(),
-                    what: "commit (release.commit)".into(),
-                })?,
-        };
+        let (owner, repo, sha) = target(
+            delivery,
+            '@',
+            "expected owner/repo or owner/repo@<sha>",
+            "release.commit",
+            "commit (release.commit)",
+        )?;
         if sha.is_empty() || !sha.chars().all(|c| c.is_ascii_hexdigit()) {
             return Err(bad_recipient(recipient, "the commit is not a hex SHA"));
         }
